@@ -1,0 +1,42 @@
+# Two commands do all the set-up on a fresh clone: `make datasets` and `make test`.
+# Each creates .venv when it is missing and installs what it needs (a stamp per extra, redone when pyproject changes).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CLI := $(BIN)/anytasktune
+
+.PHONY: datasets test validate lint seeds-stats clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed-base: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed-base
+
+datasets: $(VENV)/.installed-base
+	$(CLI) validate
+	$(CLI) seeds stats
+
+validate: $(VENV)/.installed-base
+	$(CLI) validate
+
+seeds-stats: $(VENV)/.installed-base
+	$(CLI) seeds stats
+
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) datasets/build .pytest_cache .ruff_cache

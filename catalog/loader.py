@@ -1,0 +1,249 @@
+"""Load and check the whole task catalog, reporting every problem of every file at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from pydantic import ValidationError
+
+from catalog.errors import CatalogError, Problem, display_path
+from catalog.settings import Settings
+from catalog.spec import LANGS, PLACEHOLDER, SET_REF, TaskSpec, referenced_sets
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The checked sub-tasks, in id order, with lookups by id, code and domain."""
+
+    tasks: tuple[TaskSpec, ...]
+
+    def __iter__(self) -> Iterator[TaskSpec]:
+        return iter(self.tasks)
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __contains__(self, task_id: object) -> bool:
+        return any(t.id == task_id for t in self.tasks)
+
+    def get(self, key: str) -> TaskSpec:
+        """A task by id or by code (case-insensitive for codes)."""
+        for task in self.tasks:
+            if key in (task.id, task.code) or key.upper() == task.code:
+                return task
+        raise KeyError(f"no task with id or code {key!r}; known: {', '.join(t.id for t in self.tasks)}")
+
+    def by_domain(self, domain: str) -> list[TaskSpec]:
+        return [t for t in self.tasks if t.domain == domain]
+
+    @property
+    def domains(self) -> list[str]:
+        return sorted({t.domain for t in self.tasks})
+
+    def select(self, keys: Iterable[str]) -> list[TaskSpec]:
+        """Tasks named by id, code or domain, or all of them for `all`; each once, in catalog order."""
+        wanted: set[str] = set()
+        for key in keys:
+            if key == "all":
+                wanted.update(t.id for t in self.tasks)
+            elif key in self.domains:
+                wanted.update(t.id for t in self.by_domain(key))
+            else:
+                wanted.add(self.get(key).id)
+        return [t for t in self.tasks if t.id in wanted]
+
+
+def load_catalog(tasks_dir: Path | None = None) -> Catalog:
+    """Every `<id>.yaml` under `tasks_dir`, checked; raises CatalogError listing all problems found."""
+    tasks_dir = tasks_dir or Settings.from_env().tasks_dir
+    paths = sorted(tasks_dir.glob("*.yaml"))
+    problems: list[Problem] = []
+    if not paths:
+        problems.append(Problem(display_path(tasks_dir), None, None, "no task files (*.yaml) found"))
+    specs: list[tuple[str, TaskSpec]] = []
+    for path in paths:
+        spec, found = load_task_file(path)
+        problems.extend(found)
+        if spec is not None:
+            specs.append((display_path(path), spec))
+    problems.extend(_cross_file_problems(specs))
+    if problems:
+        raise CatalogError(problems)
+    return Catalog(tuple(sorted((spec for _, spec in specs), key=lambda s: s.id)))
+
+
+def load_task_file(path: Path) -> tuple[TaskSpec | None, list[Problem]]:
+    """One task file: the spec if it is valid, and every problem found in it."""
+    name = display_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        node = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except UnicodeDecodeError as err:
+        return None, [Problem(name, None, None, f"not UTF-8 text ({err.reason} at byte {err.start})")]
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        return None, [Problem(name, line, None, f"not valid YAML: {getattr(err, 'problem', None) or err}")]
+    if not isinstance(raw, dict):
+        return None, [Problem(name, 1, None, "a task file must be a YAML mapping")]
+    try:
+        spec = TaskSpec.model_validate(raw)
+    except ValidationError as err:
+        return None, [_pydantic_problem(name, node, e) for e in err.errors()]
+    problems = [
+        Problem(name, _line_of(node, field.split(".")), field, reason) for field, reason in _semantic_problems(spec)
+    ]
+    if spec.id != path.stem:
+        problems.append(
+            Problem(name, _line_of(node, ["id"]), "id", f"id {spec.id!r} differs from the file name {path.stem!r}")
+        )
+    return (None if problems else spec), problems
+
+
+def _semantic_problems(spec: TaskSpec) -> Iterator[tuple[str, str]]:
+    """What the model's types cannot say: schemas, closed sets, placeholders and metric fields that fit together."""
+    for set_name, labels in spec.closed_sets.items():
+        if not labels:
+            yield f"closed_sets.{set_name}", "closed set is empty"
+        for lang in LANGS:
+            texts = [getattr(label, lang) for label in labels]
+            if labels and all(not t for t in texts):
+                yield f"closed_sets.{set_name}", f"closed set is empty in {lang}"
+                continue
+            for index, text in enumerate(texts):
+                if not text:
+                    yield f"closed_sets.{set_name}.{index}.{lang}", f"label has no {lang} text"
+            repeated = sorted({t for t in texts if t and texts.count(t) > 1})
+            if repeated:
+                yield f"closed_sets.{set_name}", f"{lang} labels repeated: {', '.join(repeated)}"
+
+    schema = spec.output.schema_
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as err:
+        where = ".".join(str(p) for p in err.absolute_path)
+        yield "output.schema" + (f".{where}" if where else ""), f"invalid JSON schema: {err.message}"
+    own_defs = set(schema.get("$defs", {}))
+    for ref in _refs(schema):
+        match = SET_REF.match(ref)
+        if match is None:
+            yield "output.schema", f"$ref {ref!r} is not of the form '#/$defs/<closed set>'"
+        elif match.group(1) not in spec.closed_sets and match.group(1) not in own_defs:
+            yield (
+                "output.schema",
+                f"$ref {ref!r} names no closed set (closed_sets has: {', '.join(spec.closed_sets) or 'none'})",
+            )
+    for set_name in spec.closed_sets:
+        if set_name in own_defs:
+            yield f"output.schema.$defs.{set_name}", "defined both in the schema and in closed_sets"
+    yield from _format_problems(spec)
+
+    for lang in LANGS:
+        for index, text in enumerate(getattr(spec.instructions, lang)):
+            for name in PLACEHOLDER.findall(text):
+                if name not in spec.closed_sets:
+                    yield f"instructions.{lang}.{index}", f"placeholder {{{name}}} names no closed set"
+        for group in ("instructions", "scenarios"):
+            texts = getattr(getattr(spec, group), lang)
+            if len(set(texts)) != len(texts):
+                yield f"{group}.{lang}", "the same text appears twice"
+    yield from _metric_problems(spec, spec.metric, "metric")
+    properties = schema.get("properties", {})
+    for index, rule in enumerate(spec.output.constraints):
+        for field in rule.lte:
+            if field not in properties:
+                yield f"output.constraints.{index}", f"field {field!r} is not a property of the output schema"
+
+
+def _format_problems(spec: TaskSpec) -> Iterator[tuple[str, str]]:
+    """The schema's top-level shape must be the one its output format promises."""
+    schema, fmt = spec.output.schema_, spec.output.format
+    expected = {
+        "text": "string",
+        "label": None,
+        "items": "array",
+        "labels": "array",
+        "fields": "object",
+        "object": "object",
+    }
+    top = schema.get("type")
+    if fmt == "label":
+        if not referenced_sets({k: v for k, v in schema.items() if k != "$defs"}):
+            yield "output.schema", "a label output must be a $ref to a closed set"
+    elif top != expected[fmt]:
+        yield "output.schema.type", f"format {fmt!r} needs a schema of type {expected[fmt]!r}, not {top!r}"
+    if fmt == "labels" and not referenced_sets(schema.get("items", {})):
+        yield "output.schema.items", "a labels output must hold items of a closed set ($ref)"
+    if fmt == "fields":
+        keys, required = set(schema.get("properties", {})), set(schema.get("required", []))
+        if not keys or keys != required:
+            yield "output.schema.required", "a fields output lists every property as required (fixed keys)"
+
+
+def _metric_problems(spec: TaskSpec, metric: Any, where: str) -> Iterator[tuple[str, str]]:
+    properties = spec.output.schema_.get("properties", {})
+    if metric.name == "mean":
+        if len(metric.parts) < 2:
+            yield f"{where}.parts", "metric 'mean' needs at least two parts"
+        for index, part in enumerate(metric.parts):
+            yield from _metric_problems(spec, part, f"{where}.parts.{index}")
+    elif metric.parts:
+        yield f"{where}.parts", f"only metric 'mean' takes parts, not {metric.name!r}"
+    if metric.field is not None and metric.field not in properties:
+        yield f"{where}.field", f"field {metric.field!r} is not a property of the output schema"
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield node["$ref"]
+        for value in node.values():
+            yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
+
+
+def _cross_file_problems(specs: Sequence[tuple[str, TaskSpec]]) -> Iterator[Problem]:
+    for attribute in ("id", "code"):
+        seen: dict[str, str] = {}
+        for name, spec in specs:
+            value = getattr(spec, attribute)
+            if value in seen:
+                yield Problem(name, None, attribute, f"duplicate {attribute} {value!r} (also in {seen[value]})")
+            else:
+                seen[value] = name
+
+
+def _pydantic_problem(name: str, node: yaml.Node | None, error: Any) -> Problem:
+    path = [str(p) for p in error["loc"]]
+    field = ".".join(path).replace("schema_", "schema")
+    reason = error["msg"]
+    if error["type"] == "literal_error":
+        reason = f"unknown value {error['input']!r}: {error['msg'].removeprefix('Input should be ')}"
+    elif error["type"] == "extra_forbidden":
+        reason = "unknown field"
+    return Problem(name, _line_of(node, path), field, reason)
+
+
+def _line_of(node: yaml.Node | None, path: list[str]) -> int | None:
+    """The 1-based line of the deepest node of `path` that exists in the composed YAML."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in path:
+        key = "schema" if key == "schema_" else key
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
+        elif isinstance(node, yaml.SequenceNode) and key.isdigit() and int(key) < len(node.value):
+            node = node.value[int(key)]
+        else:
+            node = None
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line

@@ -1,0 +1,48 @@
+"""The record contract: published columns, stable ids and the canonical form of structured outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from typing import Any
+
+# Columns of a published record, in order. `provenance` is a compact JSON object (template hash, sampling
+# parameters, exemplar ids, ...): a string keeps the Parquet schema the same whatever the generator recorded.
+RECORD_COLUMNS: tuple[str, ...] = (
+    "id",
+    "task",
+    "domain",
+    "lang",
+    "instruction",
+    "input",
+    "output",
+    "source",
+    "generator",
+    "provenance",
+)
+SOURCES: tuple[str, ...] = ("seed", "synth")
+SEED_ROLES: tuple[str, ...] = ("exemplar", "gold")
+HUMAN_GENERATOR = "human"
+ID_LENGTH = 16
+
+_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
+_SPACES = re.compile(r"\s+")
+
+
+def comparison_key(text: str) -> str:
+    """A form of `text` for comparing, never for storing: NFKC, no zero-width characters, lower case, single spaces."""
+    text = unicodedata.normalize("NFKC", _ZERO_WIDTH.sub("", text))
+    return _SPACES.sub(" ", text).strip().lower()
+
+
+def record_id(task: str, lang: str, input_text: str) -> str:
+    """Stable id from task, language and normalized input: the same input keeps its id across builds."""
+    digest = hashlib.sha256(f"{task}\x1f{lang}\x1f{comparison_key(input_text)}".encode()).hexdigest()
+    return digest[:ID_LENGTH]
+
+
+def compact_json(value: Any) -> str:
+    """How structured outputs are stored: compact, UTF-8, not ASCII-escaped, keys in their given order."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

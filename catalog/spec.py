@@ -1,0 +1,140 @@
+"""The task spec: what one sub-task asks of a model, as written in `datasets/tasks/<id>.yaml`."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+LANGS: tuple[str, ...] = ("en", "zh")
+Lang = Literal["en", "zh"]
+Domain = Literal["medical", "finance", "law", "psychology", "consumer", "hr", "roleplay"]
+OutputFormat = Literal["text", "items", "fields", "label", "labels", "object"]
+MetricName = Literal[
+    "accuracy",
+    "set_f1",
+    "field_f1",
+    "rouge_l",
+    "rouge_l_best_match",
+    "sentence_range",
+    "aspect_score_f1",
+    "mean",
+]
+STRUCTURED_FORMATS = frozenset({"items", "fields", "labels", "object"})
+LABEL_SEPARATOR = {"en": ", ", "zh": "、"}
+MIN_SCENARIOS = 12
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+SET_REF = re.compile(r"^#/\$defs/([A-Za-z_][A-Za-z0-9_]*)$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Bilingual(_Strict):
+    en: str = Field(min_length=1)
+    zh: str = Field(min_length=1)
+
+
+class Instructions(_Strict):
+    en: list[str] = Field(min_length=2, max_length=4)
+    zh: list[str] = Field(min_length=2, max_length=4)
+
+
+class Scenarios(_Strict):
+    en: list[str] = Field(min_length=MIN_SCENARIOS)
+    zh: list[str] = Field(min_length=MIN_SCENARIOS)
+
+
+class ClosedLabel(_Strict):
+    """One value of a closed set, in both languages. Missing languages are reported by the loader."""
+
+    en: str | None = None
+    zh: str | None = None
+
+
+class Constraint(_Strict):
+    """A cross-field rule JSON Schema cannot state: the first field is at most the second."""
+
+    lte: tuple[str, str]
+
+
+class OutputSpec(_Strict):
+    format: OutputFormat
+    schema_: dict[str, Any] = Field(alias="schema")
+    constraints: list[Constraint] = Field(default_factory=list)
+
+
+class MetricSpec(_Strict):
+    name: MetricName
+    field: str | None = None
+    parts: list[MetricSpec] = Field(default_factory=list)
+
+
+class TaskSpec(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    code: str = Field(pattern=r"^[A-Z][A-Z0-9]*$")
+    domain: Domain
+    name: Bilingual
+    instructions: Instructions
+    input: Bilingual
+    output: OutputSpec
+    closed_sets: dict[str, list[ClosedLabel]] = Field(default_factory=dict)
+    metric: MetricSpec
+    scenarios: Scenarios
+
+    def labels(self, set_name: str, lang: str) -> list[str]:
+        """The labels of a closed set in one language, in catalog order."""
+        return [getattr(label, lang) for label in self.closed_sets[set_name]]
+
+    def canonical_label(self, set_name: str, lang: str, text: str) -> str | None:
+        """The English label of `text` in a closed set, so both languages count as one label in statistics."""
+        for label in self.closed_sets[set_name]:
+            if getattr(label, lang) == text:
+                return label.en
+        return None
+
+    def instructions_for(self, lang: str) -> list[str]:
+        """The instruction paraphrases of one language, with `{set}` expanded to that set's labels."""
+
+        def expand(match: re.Match[str]) -> str:
+            return LABEL_SEPARATOR[lang].join(self.labels(match.group(1), lang))
+
+        return [PLACEHOLDER.sub(expand, text) for text in getattr(self.instructions, lang)]
+
+    def output_schema(self, lang: str) -> dict[str, Any]:
+        """The JSON Schema of the parsed output for one language: `$defs` holds that language's closed sets."""
+        schema = copy.deepcopy(self.output.schema_)
+        schema.setdefault("$schema", "https://json-schema.org/draft/2020-12/schema")
+        defs = schema.setdefault("$defs", {})
+        for name in self.closed_sets:
+            defs[name] = {"type": "string", "enum": self.labels(name, lang)}
+        return schema
+
+    def label_sets_of(self, field: str | None) -> list[str]:
+        """Names of the closed sets referenced at the top of the output or under one top-level field."""
+        node: Any = self.output.schema_
+        if field is not None:
+            node = node.get("properties", {}).get(field, {})
+        return sorted(set(referenced_sets(node)))
+
+    @property
+    def is_structured(self) -> bool:
+        return self.output.format in STRUCTURED_FORMATS
+
+
+def referenced_sets(node: Any) -> list[str]:
+    """Every closed-set name a schema fragment references through `$ref: "#/$defs/<name>"`."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and (match := SET_REF.match(ref)):
+            found.append(match.group(1))
+        for value in node.values():
+            found.extend(referenced_sets(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(referenced_sets(value))
+    return found

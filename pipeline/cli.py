@@ -1,0 +1,115 @@
+"""The `anytasktune` command: what the Makefile targets call."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from catalog import Catalog, CatalogError, load_catalog
+from catalog.errors import Problem, display_path
+from catalog.loader import load_task_file
+from catalog.settings import Settings
+from pipeline.seed_stats import seed_stats
+from pipeline.tables import print_table
+from validation.records import validate_files
+from validation.report import Report
+
+app = typer.Typer(
+    name="anytasktune",
+    help="AnyTaskTune: explicit, bilingual instruction datasets for domain sub-tasks.\n\n"
+    "Paths default to ./datasets; set ANYTASKTUNE_DATA_DIR to use another data folder.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+seeds_app = typer.Typer(help="The hand-written seed records.", no_args_is_help=True)
+app.add_typer(seeds_app, name="seeds")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _catalog_or_exit() -> Catalog:
+    try:
+        return load_catalog(Settings.from_env().tasks_dir)
+    except CatalogError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def tasks(
+    as_json: JsonFlag = False,
+    domain: Annotated[str | None, typer.Option(help="Only the tasks of this domain.")] = None,
+) -> None:
+    """List the sub-task catalog: id, code, domain, output format, metric."""
+    catalog = _catalog_or_exit()
+    specs = catalog.by_domain(domain) if domain else list(catalog)
+    rows = [
+        {
+            "id": t.id,
+            "code": t.code,
+            "domain": t.domain,
+            "output": t.output.format,
+            "metric": t.metric.name + (f"({t.metric.field})" if t.metric.field else ""),
+            "name_en": t.name.en,
+            "name_zh": t.name.zh,
+        }
+        for t in specs
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+    else:
+        print_table(rows, title=f"{len(rows)} sub-tasks")
+
+
+@app.command()
+def validate(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Task YAML files, JSONL record files or folders. Default: the seeds and the synth store."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check the catalog and record files; list every failure (file, line, record, field, reason). Exit 1 on any."""
+    settings = Settings.from_env()
+    report = Report()
+    try:
+        catalog: Catalog | None = load_catalog(settings.tasks_dir)
+    except CatalogError as err:
+        catalog = None
+        report.failures.extend(err.problems)
+    report.files += len(list(settings.tasks_dir.glob("*.yaml")))
+    targets = list(paths) if paths else [p for p in (settings.seeds_dir, settings.synth_dir) if p.exists()]
+    for path in targets:
+        if not path.exists():
+            report.failures.append(Problem(display_path(path), None, None, "no such file or folder"))
+    yaml_files = [p for p in targets if p.suffix in (".yaml", ".yml") and p.exists()]
+    outside = [p for p in yaml_files if p.resolve().parent != settings.tasks_dir.resolve()]
+    for path in outside:  # task files beside the catalog are already checked with it
+        report.files += 1
+        report.failures.extend(load_task_file(path)[1])
+    record_targets = [p for p in targets if p.exists() and p not in yaml_files]
+    if catalog is not None:
+        report.extend(validate_files(record_targets, catalog))
+    elif record_targets:
+        typer.echo("records not checked: the catalog they are checked against is invalid", err=True)
+    typer.echo(report.to_json() if as_json else report.render())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@seeds_app.command("stats")
+def seeds_stats(as_json: JsonFlag = False) -> None:
+    """Per task and language: records, gold records, output length, label coverage."""
+    catalog = _catalog_or_exit()
+    frame = seed_stats(catalog, Settings.from_env().seeds_dir)
+    if as_json:
+        typer.echo(json.dumps(frame.to_dicts(), ensure_ascii=False, indent=2))
+    else:
+        print_table(frame.to_dicts(), title=f"seeds: {frame['records'].sum()} records")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,64 @@
+"""Shared fixtures: the real catalog, and scratch data folders built from copies of real task files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from catalog import Catalog, load_catalog
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "datasets"
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    return load_catalog(DATA / "tasks")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A scratch data folder holding copies of the real task files (and no seeds)."""
+    shutil.copytree(DATA / "tasks", tmp_path / "tasks")
+    (tmp_path / "seeds").mkdir()
+    return tmp_path
+
+
+def read_task(data_dir: Path, task_id: str) -> dict[str, Any]:
+    return yaml.safe_load((data_dir / "tasks" / f"{task_id}.yaml").read_text(encoding="utf-8"))
+
+
+def write_task(data_dir: Path, task_id: str, spec: dict[str, Any]) -> Path:
+    path = data_dir / "tasks" / f"{task_id}.yaml"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def edit_task(data_dir: Path) -> Callable[[str, Callable[[dict[str, Any]], None]], Path]:
+    """Load a task file of the scratch folder, let the test change it, write it back."""
+
+    def edit(task_id: str, change: Callable[[dict[str, Any]], None]) -> Path:
+        spec = read_task(data_dir, task_id)
+        change(spec)
+        return write_task(data_dir, task_id, spec)
+
+    return edit
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any] | str]) -> Path:
+    """Rows as JSONL; a str row is written verbatim (to write broken lines on purpose)."""
+    lines = [row if isinstance(row, str) else json.dumps(row, ensure_ascii=False) for row in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def seed_records(task_id: str) -> list[dict[str, Any]]:
+    path = DATA / "seeds" / f"{task_id}.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -1,0 +1,1 @@
+"""Checks of records against the catalog: the pandera record schema, per-task outputs, languages, reports."""

@@ -1,0 +1,186 @@
+"""Read record files (seed or synthesized JSONL) and check every record against the catalog."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandera.polars as pa
+import polars as pl
+
+from catalog import Catalog
+from catalog.errors import Problem, display_path
+from catalog.records import HUMAN_GENERATOR, RECORD_COLUMNS, compact_json, record_id
+from validation.language import language_problem
+from validation.outputs import check_output, output_texts
+from validation.report import Report
+from validation.schema import record_schema
+
+REQUIRED_FIELDS = ("task", "lang", "instruction", "input", "output")
+OPTIONAL_FIELDS = ("id", "domain", "source", "generator", "provenance", "role", "scenario")
+FRAME_COLUMNS = (*RECORD_COLUMNS, "role", "file", "line")
+FRAME_SCHEMA = {c: (pl.Int64 if c == "line" else pl.String) for c in FRAME_COLUMNS}
+
+
+@dataclass
+class RecordFile:
+    """The records of one file that could be read, as a frame in the record contract, and the lines that could not."""
+
+    frame: pl.DataFrame
+    problems: list[Problem]
+
+
+def read_record_file(path: Path, catalog: Catalog) -> RecordFile:
+    """Each JSONL line as a full record: ids derived, seed defaults filled; unreadable lines become problems."""
+    name = display_path(path)
+    rows: list[dict[str, Any]] = []
+    problems: list[Problem] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        return RecordFile(_frame([]), [Problem(name, None, None, f"not UTF-8 text ({err.reason} at byte {err.start})")])
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        row, found = _complete(line, catalog, name, number)
+        problems.extend(found)
+        if row is not None:
+            rows.append(row)
+    return RecordFile(_frame(rows), problems)
+
+
+def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=FRAME_SCHEMA)
+
+
+def _complete(line: str, catalog: Catalog, name: str, number: int) -> tuple[dict[str, Any] | None, list[Problem]]:
+    def problem(field: str | None, reason: str) -> Problem:
+        return Problem(name, number, field, reason)
+
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError as err:
+        return None, [problem(None, f"not valid JSON: {err.msg} at column {err.colno}")]
+    if not isinstance(raw, dict):
+        return None, [problem(None, f"a record must be a JSON object, not {type(raw).__name__}")]
+    problems = [problem(key, "unknown field") for key in raw if key not in REQUIRED_FIELDS + OPTIONAL_FIELDS]
+    problems += [problem(key, "missing") for key in REQUIRED_FIELDS if key not in raw]
+    problems += [
+        problem(key, f"must be a string, not {type(value).__name__}")
+        for key, value in raw.items()
+        if value is not None and not isinstance(value, str) and key != "provenance"
+    ]
+    if problems:
+        return None, problems
+    if raw["task"] not in catalog:
+        return None, [problem("task", f"unknown task {raw['task']!r}")]
+
+    spec = catalog.get(raw["task"])
+    derived = record_id(raw["task"], raw["lang"], raw["input"])
+    if raw.get("id") not in (None, derived):
+        problems.append(problem("id", f"{raw['id']!r} is not the id derived from task, lang and input ({derived})"))
+    source = raw.get("source") or "seed"
+    provenance = raw.get("provenance")
+    if provenance is None:
+        provenance = compact_json({"scenario": raw["scenario"]} if raw.get("scenario") else {})
+    elif isinstance(provenance, dict):
+        provenance = compact_json(provenance)
+    if source == "seed" and raw.get("role") is None:
+        problems.append(problem("role", "a seed record needs a role (exemplar or gold)"))
+    row = {
+        "id": derived,
+        "task": raw["task"],
+        "domain": raw.get("domain") or spec.domain,
+        "lang": raw["lang"],
+        "instruction": raw["instruction"],
+        "input": raw["input"],
+        "output": raw["output"],
+        "source": source,
+        "generator": raw.get("generator") or (HUMAN_GENERATOR if source == "seed" else ""),
+        "provenance": provenance,
+        "role": raw.get("role"),
+        "file": name,
+        "line": number,
+    }
+    return row, problems
+
+
+def check_frame(frame: pl.DataFrame, catalog: Catalog) -> list[Problem]:
+    """Every problem of the records in `frame`: the pandera schema first, then each task's own contract."""
+    problems: list[Problem] = []
+    broken: set[int] = set()
+    try:
+        record_schema(catalog).validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        for case in err.failure_cases.iter_rows(named=True):
+            index = case["index"]
+            if index is None:
+                continue
+            row = frame.row(index, named=True)
+            broken.add(index)
+            problems.append(
+                Problem(
+                    row["file"], row["line"], case["column"] or "record", _pandera_reason(case, frame, index), row["id"]
+                )
+            )
+    first_line: dict[str, int] = {}
+    for index, row in enumerate(frame.iter_rows(named=True)):
+        if row["id"] in first_line and first_line[row["id"]] != row["line"]:
+            problems.append(
+                Problem(row["file"], row["line"], "input", f"same input as line {first_line[row['id']]}", row["id"])
+            )
+        first_line.setdefault(row["id"], row["line"])
+        if index not in broken:
+            problems.extend(
+                Problem(row["file"], row["line"], field, reason, row["id"])
+                for field, reason in check_record(row, catalog)
+            )
+    return problems
+
+
+def check_record(row: dict[str, Any], catalog: Catalog) -> list[tuple[str, str]]:
+    """(field, reason) for each way one schema-valid record breaks its task's contract."""
+    spec = catalog.get(row["task"])
+    lang = row["lang"]
+    found: list[tuple[str, str]] = []
+    if row["instruction"] not in spec.instructions_for(lang):
+        found.append(("instruction", f"not one of the {lang} instructions of task {spec.id}"))
+    for field in ("instruction", "input"):
+        if reason := language_problem(row[field], lang):
+            found.append((field, reason))
+    output_problems = check_output(spec, lang, row["output"])
+    found.extend((p.field, p.reason) for p in output_problems)
+    if not output_problems and (reason := language_problem("\n".join(output_texts(spec, row["output"])), lang)):
+        found.append(("output", reason))
+    return found
+
+
+def _pandera_reason(case: dict[str, Any], frame: pl.DataFrame, index: int) -> str:
+    check = case["check"] or ""
+    if check.startswith("field_uniqueness") or "uniqueness" in check:
+        return "duplicate id (the same task, language and input appear twice)"
+    value = frame[case["column"]][index] if case["column"] in frame.columns else case["failure_case"]
+    return f"{value!r} fails {check}"
+
+
+def record_files(paths: Iterable[Path]) -> list[Path]:
+    """JSONL files named directly or found under the folders given."""
+    found: list[Path] = []
+    for path in paths:
+        found.extend(sorted(path.rglob("*.jsonl")) if path.is_dir() else [path])
+    return found
+
+
+def validate_files(paths: Iterable[Path], catalog: Catalog) -> Report:
+    """Read and check each record file; one report for all of them."""
+    report = Report()
+    for path in record_files(paths):
+        loaded = read_record_file(path, catalog)
+        report.files += 1
+        report.records += loaded.frame.height + len({(p.file, p.line) for p in loaded.problems})
+        report.failures.extend(loaded.problems)
+        report.failures.extend(check_frame(loaded.frame, catalog))
+    return report

@@ -90,7 +90,9 @@ def test_duplicate_ids_and_codes_are_reported(data_dir: Path) -> None:
     )  # same id, and an id that differs from its file name
     problems = _problems(data_dir)
     assert any("fin_intent" in p and "code: duplicate code 'F2'" in p for p in problems)
-    assert any("law_keywords_v2.yaml" in p and "id: id 'law_keywords' differs from the file name" in p for p in problems)
+    assert any(
+        "law_keywords_v2.yaml" in p and "id: id 'law_keywords' differs from the file name" in p for p in problems
+    )
     assert spec_other["code"] == "L1"
 
 

@@ -12,6 +12,7 @@ from catalog import Catalog, CatalogError, load_catalog
 from catalog.errors import Problem, display_path
 from catalog.loader import load_task_file
 from catalog.settings import Settings
+from pipeline.build import BuildConfig, build
 from pipeline.seed_stats import seed_stats
 from pipeline.tables import print_table
 from validation.records import validate_files
@@ -113,3 +114,21 @@ def seeds_stats(as_json: JsonFlag = False) -> None:
 
 def main() -> None:
     app()
+
+
+@app.command("build")
+def build_command(
+    name: Annotated[str, typer.Option(help="Release name: the folder under datasets/build/.")] = "anytasktune",
+    as_json: JsonFlag = False,
+) -> None:
+    """Build the release from the seeds and the synth store: filters, dedup, split, Parquet in Hub layout."""
+    catalog = _catalog_or_exit()
+    settings = Settings.from_env()
+    result = build(catalog, settings, BuildConfig(name=name))
+    if as_json:
+        typer.echo(json.dumps(result.report, ensure_ascii=False, indent=2))
+        return
+    print_table(
+        result.report["rows"] + [{"task": "total", "lang": "", **result.report["totals"]}], title="build report"
+    )
+    typer.echo(f"release: {display_path(result.release)}  quarantine: {display_path(result.quarantine)}")

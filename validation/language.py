@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+import polars as pl
+
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef]")
 _LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]+")
 
@@ -32,3 +34,20 @@ def language_problem(text: str, lang: str) -> str | None:
     if lang == "en" and share > MAX_EN_HAN_SHARE:
         return f"expected English: Han share {share:.2f} > {MAX_EN_HAN_SHARE}"
     return None
+
+
+def language_problem_expr(column: str, lang_column: str = "lang") -> pl.Expr:
+    """`language_problem` as a Polars expression over a whole column: the reason, or null when the text is fine."""
+    han = pl.col(column).str.count_matches(_HAN.pattern).cast(pl.Float64)
+    units = han + pl.col(column).str.count_matches(_LATIN_WORD.pattern).cast(pl.Float64)
+    share = pl.when(units > 0).then(han / units).otherwise(0.0)
+    lang = pl.col(lang_column)
+    return (
+        pl.when(units < MIN_UNITS)
+        .then(None)
+        .when((lang == "zh") & (share < MIN_ZH_HAN_SHARE))
+        .then(pl.format("expected Chinese: Han share {} < {}", share.round(2), pl.lit(MIN_ZH_HAN_SHARE)))
+        .when((lang == "en") & (share > MAX_EN_HAN_SHARE))
+        .then(pl.format("expected English: Han share {} > {}", share.round(2), pl.lit(MAX_EN_HAN_SHARE)))
+        .otherwise(None)
+    )

@@ -108,12 +108,17 @@ def _complete(line: str, catalog: Catalog, name: str, number: int) -> tuple[dict
     return row, problems
 
 
-def check_frame(frame: pl.DataFrame, catalog: Catalog) -> list[Problem]:
-    """Every problem of the records in `frame`: the pandera schema first, then each task's own contract."""
+def check_frame(
+    frame: pl.DataFrame, catalog: Catalog, *, duplicates: bool = True, languages: bool = True
+) -> list[Problem]:
+    """Every problem of the records in `frame`: the pandera schema first, then each task's own contract.
+
+    The build checks duplicates and languages in its own vectorised steps and turns those two off here.
+    """
     problems: list[Problem] = []
     broken: set[int] = set()
     try:
-        record_schema(catalog).validate(frame, lazy=True)
+        record_schema(catalog, unique_ids=duplicates).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:
         for case in err.failure_cases.iter_rows(named=True):
             index = case["index"]
@@ -128,7 +133,7 @@ def check_frame(frame: pl.DataFrame, catalog: Catalog) -> list[Problem]:
             )
     first_line: dict[str, int] = {}
     for index, row in enumerate(frame.iter_rows(named=True)):
-        if row["id"] in first_line and first_line[row["id"]] != row["line"]:
+        if duplicates and row["id"] in first_line and first_line[row["id"]] != row["line"]:
             problems.append(
                 Problem(row["file"], row["line"], "input", f"same input as line {first_line[row['id']]}", row["id"])
             )
@@ -136,24 +141,28 @@ def check_frame(frame: pl.DataFrame, catalog: Catalog) -> list[Problem]:
         if index not in broken:
             problems.extend(
                 Problem(row["file"], row["line"], field, reason, row["id"])
-                for field, reason in check_record(row, catalog)
+                for field, reason in check_record(row, catalog, languages)
             )
     return problems
 
 
-def check_record(row: dict[str, Any], catalog: Catalog) -> list[tuple[str, str]]:
+def check_record(row: dict[str, Any], catalog: Catalog, languages: bool = True) -> list[tuple[str, str]]:
     """(field, reason) for each way one schema-valid record breaks its task's contract."""
     spec = catalog.get(row["task"])
     lang = row["lang"]
     found: list[tuple[str, str]] = []
     if row["instruction"] not in spec.instructions_for(lang):
         found.append(("instruction", f"not one of the {lang} instructions of task {spec.id}"))
-    for field in ("instruction", "input"):
+    for field in ("instruction", "input") if languages else ():
         if reason := language_problem(row[field], lang):
             found.append((field, reason))
     output_problems = check_output(spec, lang, row["output"])
     found.extend((p.field, p.reason) for p in output_problems)
-    if not output_problems and (reason := language_problem("\n".join(output_texts(spec, row["output"])), lang)):
+    if (
+        languages
+        and not output_problems
+        and (reason := language_problem("\n".join(output_texts(spec, row["output"])), lang))
+    ):
         found.append(("output", reason))
     return found
 

@@ -22,13 +22,16 @@ def _is_json_object(data: pa.PolarsData) -> pl.LazyFrame:
     return data.lazyframe.select(pl.col(data.key).map_elements(parses, return_dtype=pl.Boolean))
 
 
-def record_schema(catalog: Catalog) -> pa.DataFrameSchema:
-    """Columns and value checks of a record; `role` is nullable because only seeds carry one."""
+def record_schema(catalog: Catalog, unique_ids: bool = True) -> pa.DataFrameSchema:
+    """Columns and value checks of a record; `role` is nullable because only seeds carry one.
+
+    `unique_ids=False` leaves duplicates to the caller (the build quarantines them as duplicates, not as invalid).
+    """
     text = pa.Check.str_length(min_value=1)
     domain_of_task = {t.id: t.domain for t in catalog}
     return pa.DataFrameSchema(
         {
-            "id": pa.Column(str, pa.Check.str_matches(rf"^[0-9a-f]{{{ID_LENGTH}}}$"), unique=True),
+            "id": pa.Column(str, pa.Check.str_matches(rf"^[0-9a-f]{{{ID_LENGTH}}}$"), unique=unique_ids),
             "task": pa.Column(str, pa.Check.isin(sorted(domain_of_task))),
             "domain": pa.Column(str, pa.Check.isin(catalog.domains)),
             "lang": pa.Column(str, pa.Check.isin(list(LANGS))),

@@ -1,0 +1,27 @@
+"""The Hub layout of a release: where each task's split lives and which files make up each config."""
+
+from __future__ import annotations
+
+from catalog.loader import Catalog
+
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+ALL_CONFIG = "all"
+
+
+def split_path(task_id: str, split: str) -> str:
+    """The Parquet file of one task's split, relative to the release folder."""
+    return f"data/{task_id}/{split}-00000-of-00001.parquet"
+
+
+def config_files(catalog: Catalog) -> dict[str, dict[str, list[str]]]:
+    """Config name → split → Parquet files: one config per task, one per domain, and `all`.
+
+    Domain and `all` configs list the task files instead of copying the rows, so a release stores each record once.
+    """
+    configs: dict[str, dict[str, list[str]]] = {}
+    for spec in catalog:
+        configs[spec.id] = {split: [split_path(spec.id, split)] for split in SPLITS}
+    for domain in catalog.domains:
+        configs[domain] = {split: [split_path(t.id, split) for t in catalog.by_domain(domain)] for split in SPLITS}
+    configs[ALL_CONFIG] = {split: [split_path(t.id, split) for t in catalog] for split in SPLITS}
+    return configs

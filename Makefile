@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CLI := $(BIN)/anytasktune
 
-.PHONY: datasets test validate lint seeds-stats clean
+.PHONY: datasets build test validate lint seeds-stats clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 datasets: $(VENV)/.installed-base
 	$(CLI) validate
-	$(CLI) seeds stats
+	$(CLI) build
+
+build: $(VENV)/.installed-base
+	$(CLI) build
 
 validate: $(VENV)/.installed-base
 	$(CLI) validate

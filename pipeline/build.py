@@ -204,6 +204,15 @@ def assign_splits(frame: pl.DataFrame, config: BuildConfig) -> pl.DataFrame:
             splits[group] = "validation"
         else:
             splits[group] = "train"
+    frame = frame.with_columns(pl.col("group").replace_strict(splits, return_dtype=pl.String).alias("split"))
+    # A split with no rows breaks `load_dataset` for its config: where a task and language has no validation
+    # record, its train group with the lowest hash position moves there (a deterministic choice).
+    for _, part in frame.group_by("task", "lang", maintain_order=True):
+        if (part["split"] == "validation").any():
+            continue
+        candidates = part.filter(pl.col("split") == "train")["group"].unique().to_list()
+        if len(candidates) > 1:
+            splits[min(candidates, key=position.__getitem__)] = "validation"
     return frame.with_columns(pl.col("group").replace_strict(splits, return_dtype=pl.String).alias("split"))
 
 

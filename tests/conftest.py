@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,10 @@ import pytest
 import yaml
 
 from catalog import Catalog, load_catalog
+
+# Tests never reach a hub: `datasets` and `huggingface_hub` must work from local files alone.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "datasets"

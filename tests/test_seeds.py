@@ -35,11 +35,14 @@ def test_each_task_has_its_minimum_of_seeds_and_gold(catalog: Catalog, lang: str
 
 
 def _scored_sets(spec: TaskSpec) -> list[str]:
-    """The closed sets the task's metric scores: the label the model must get right."""
+    """The closed sets the task's metric scores as labels (a set inside a `fields` output, say a currency, is not)."""
     parts = spec.metric.parts or [spec.metric]
     names: list[str] = []
     for part in parts:
-        names += spec.label_sets_of(part.field)
+        if part.field is not None:
+            names += spec.label_sets_of(part.field)
+        elif spec.output.format in ("label", "labels"):
+            names += spec.label_sets_of(None)
     return sorted(set(names))
 
 

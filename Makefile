@@ -16,8 +16,13 @@ $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
+# The tests exercise training too, so the dev install includes the train extra (torch pinned, CPU build here).
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,train]'
+	touch $@ $(VENV)/.installed-base $(VENV)/.installed-train
+
+$(VENV)/.installed-train: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[train]'
 	touch $@ $(VENV)/.installed-base
 
 datasets: $(VENV)/.installed-base
@@ -43,3 +48,6 @@ lint: $(VENV)/.installed-dev
 
 clean:
 	rm -rf $(VENV) datasets/build .pytest_cache .ruff_cache
+
+# Each layer adds its own targets (synth, release, training, benchmarks).
+include $(wildcard make/*.mk)

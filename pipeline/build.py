@@ -20,9 +20,9 @@ from catalog.layout import SPLITS, split_path
 from catalog.records import RECORD_COLUMNS
 from catalog.settings import Settings
 from pipeline.hub_layout import write_release_readme
-from pipeline.near_dup import clusters, near_duplicate_pairs
 from pipeline.normalize import comparison_key_expr, normalized_text
 from validation.language import language_problem_expr
+from validation.near_dup import clusters, near_duplicate_pairs
 from validation.pii import PII_HINT, find_pii
 from validation.records import check_frame, read_record_file, record_files
 

@@ -12,6 +12,7 @@ from catalog import Catalog, CatalogError, load_catalog
 from catalog.errors import Problem, display_path
 from catalog.loader import load_task_file
 from catalog.settings import Settings
+from pipeline import release_cli, synth_cli, train_cli
 from pipeline.build import BuildConfig, build
 from pipeline.seed_stats import seed_stats
 from pipeline.tables import print_table
@@ -132,3 +133,7 @@ def build_command(
         result.report["rows"] + [{"task": "total", "lang": "", **result.report["totals"]}], title="build report"
     )
     typer.echo(f"release: {display_path(result.release)}  quarantine: {display_path(result.quarantine)}")
+
+
+for _layer in (synth_cli, release_cli, train_cli):
+    _layer.register(app)

@@ -16,8 +16,8 @@ from catalog.layout import SPLITS, config_files
 from catalog.records import RECORD_COLUMNS, compact_json
 from catalog.settings import Settings
 from pipeline.build import BuildConfig, BuildResult, _write_atomically, build
-from pipeline.near_dup import signatures
 from tests.conftest import DATA, seed_records, write_jsonl
+from validation.near_dup import signatures
 
 TASK = "fin_news_sentiment"
 
@@ -55,7 +55,9 @@ def _quarantine(result: BuildResult) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.quarantine.read_text(encoding="utf-8").splitlines()]
 
 
-def test_seeds_alone_build_a_release_every_config_of_which_loads(data: Settings, catalog: Catalog, tmp_path: Path) -> None:
+def test_seeds_alone_build_a_release_every_config_of_which_loads(
+    data: Settings, catalog: Catalog, tmp_path: Path
+) -> None:
     import datasets
 
     result = build(catalog, data)
@@ -111,11 +113,18 @@ def test_each_filter_drops_what_it_should_and_keeps_the_rest(data: Settings, cat
     kept = result.records.filter(pl.col("source") == "synth")
     assert sorted(kept["line"].to_list()) == [1, 7]  # ordinary numbers and dates are not personal data
     details = {q["line"]: q["detail"] for q in _quarantine(result) if "synth" in q["file"]}
-    assert details[3] == "email" and details[4] == "cn_id_number" and details[5] == "cn_mobile" and details[6] == "bank_card"
+    assert (
+        details[3] == "email"
+        and details[4] == "cn_id_number"
+        and details[5] == "cn_mobile"
+        and details[6] == "bank_card"
+    )
     assert "output.sentiment: 'happy' is not in the closed set" in details[10]
     assert details[8].startswith("same input as datasets/seeds/fin_news_sentiment.jsonl:")
     totals = result.report["totals"]
-    assert totals["in"] == totals["out"] + sum(totals[r] for r in ("unreadable", "language", "invalid", "pii", "exact_duplicate", "near_duplicate"))
+    assert totals["in"] == totals["out"] + sum(
+        totals[r] for r in ("unreadable", "language", "invalid", "pii", "exact_duplicate", "near_duplicate")
+    )
 
 
 def _jaccard_estimate(a: str, b: str, n: int = 5) -> float:

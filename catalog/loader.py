@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +30,17 @@ class Catalog:
         return len(self.tasks)
 
     def __contains__(self, task_id: object) -> bool:
-        return any(t.id == task_id for t in self.tasks)
+        return isinstance(task_id, str) and task_id in self._index and self._index[task_id].id == task_id
+
+    @cached_property
+    def _index(self) -> dict[str, TaskSpec]:
+        return {key: t for t in self.tasks for key in (t.id, t.code)}
 
     def get(self, key: str) -> TaskSpec:
         """A task by id or by code (case-insensitive for codes)."""
-        for task in self.tasks:
-            if key in (task.id, task.code) or key.upper() == task.code:
-                return task
+        found = self._index.get(key) or self._index.get(key.upper())
+        if found is not None:
+            return found
         raise KeyError(f"no task with id or code {key!r}; known: {', '.join(t.id for t in self.tasks)}")
 
     def by_domain(self, domain: str) -> list[TaskSpec]:
@@ -129,6 +134,8 @@ def _semantic_problems(spec: TaskSpec) -> Iterator[tuple[str, str]]:
     except jsonschema.SchemaError as err:
         where = ".".join(str(p) for p in err.absolute_path)
         yield "output.schema" + (f".{where}" if where else ""), f"invalid JSON schema: {err.message}"
+    for keyword in sorted(UNSUPPORTED_KEYWORDS & set(_keywords(schema))):
+        yield "output.schema", f"keyword {keyword!r} is not supported (outputs are checked with draft-07 keywords)"
     own_defs = set(schema.get("$defs", {}))
     for ref in _refs(schema):
         match = SET_REF.match(ref)
@@ -197,6 +204,23 @@ def _metric_problems(spec: TaskSpec, metric: Any, where: str) -> Iterator[tuple[
         yield f"{where}.parts", f"only metric 'mean' takes parts, not {metric.name!r}"
     if metric.field is not None and metric.field not in properties:
         yield f"{where}.field", f"field {metric.field!r} is not a property of the output schema"
+
+
+# Draft 2020-12 keywords the compiled output check (fastjsonschema, drafts 4-7) would silently ignore.
+UNSUPPORTED_KEYWORDS = frozenset(
+    {"prefixItems", "unevaluatedItems", "unevaluatedProperties", "dependentRequired", "dependentSchemas",
+     "$dynamicRef", "$dynamicAnchor", "minContains", "maxContains", "$recursiveRef"}
+)  # fmt: skip
+
+
+def _keywords(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key
+            yield from _keywords(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _keywords(value)
 
 
 def _refs(node: Any) -> Iterator[str]:

@@ -6,7 +6,7 @@ import copy
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 LANGS: tuple[str, ...] = ("en", "zh")
 Lang = Literal["en", "zh"]
@@ -84,6 +84,7 @@ class TaskSpec(_Strict):
     closed_sets: dict[str, list[ClosedLabel]] = Field(default_factory=dict)
     metric: MetricSpec
     scenarios: Scenarios
+    _expanded: dict[str, list[str]] = PrivateAttr(default_factory=dict)
 
     def labels(self, set_name: str, lang: str) -> list[str]:
         """The labels of a closed set in one language, in catalog order."""
@@ -98,7 +99,11 @@ class TaskSpec(_Strict):
 
     def instructions_for(self, lang: str) -> list[str]:
         """The instruction paraphrases of one language, with `{set}` expanded to that set's labels."""
+        if lang not in self._expanded:  # specs are frozen, so the expansion never changes
+            self._expanded[lang] = self._expand_instructions(lang)
+        return self._expanded[lang]
 
+    def _expand_instructions(self, lang: str) -> list[str]:
         def expand(match: re.Match[str]) -> str:
             return LABEL_SEPARATOR[lang].join(self.labels(match.group(1), lang))
 

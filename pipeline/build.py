@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from catalog import Catalog
-from catalog.errors import display_path
 from catalog.layout import SPLITS, split_path
 from catalog.records import RECORD_COLUMNS
 from catalog.settings import Settings
@@ -29,12 +31,13 @@ from validation.records import check_frame, read_record_file, record_files
 # Why a record was dropped, in the order the filters run.
 REASONS: tuple[str, ...] = ("unreadable", "language", "invalid", "pii", "exact_duplicate", "near_duplicate")
 QUARANTINE_DIR = "_quarantine"
+PARALLEL_READ_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class BuildConfig:
     name: str = "anytasktune"
-    near_duplicate_threshold: float = 0.8  # estimated Jaccard of character n-grams: at or above, one is dropped
+    near_duplicate_threshold: float = 0.7  # estimated Jaccard of character n-grams: at or above, one is dropped
     group_threshold: float = 0.5  # at or above, records share a split group (never one in train, one in test)
     validation_share: float = 0.1
     test_share: float = 0.1  # of synthesized groups; gold seeds go to test, exemplar seeds never do
@@ -68,20 +71,29 @@ def build(catalog: Catalog, settings: Settings, config: BuildConfig = BuildConfi
 
 
 def load_inputs(catalog: Catalog, settings: Settings) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """All seed and synth records as one frame; lines that cannot be read go straight to the quarantine."""
+    """All seed and synth records as one frame; lines that cannot be read go straight to the quarantine.
+
+    Large stores are read a file per process: parsing JSON lines is Python work, and the store is sharded by file.
+    """
     sources = [settings.seeds_dir] + ([settings.synth_dir] if settings.synth_dir.exists() else [])
+    paths = record_files(sources)
+    large = sum(p.stat().st_size for p in paths) > PARALLEL_READ_BYTES
+    workers = min(len(paths), os.cpu_count() or 1) if large else 1
+    if workers > 1:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            loaded = list(pool.map(read_record_file, paths, [catalog] * len(paths)))
+    else:
+        loaded = [read_record_file(path, catalog) for path in paths]
     frames, dropped = [], []
-    for path in record_files(sources):
-        loaded = read_record_file(path, catalog)
-        bad_lines = {p.line for p in loaded.problems}
-        frames.append(loaded.frame.filter(~pl.col("line").is_in(list(bad_lines))))
+    for path, part in zip(paths, loaded, strict=True):
+        bad_lines = {p.line for p in part.problems}
+        frames.append(part.frame.filter(~pl.col("line").is_in(list(bad_lines))) if bad_lines else part.frame)
         task = path.stem if path.stem in catalog else None
         for line in sorted(bad_lines, key=lambda n: n or 0):
-            detail = "; ".join(
-                f"{p.field}: {p.reason}" if p.field else p.reason for p in loaded.problems if p.line == line
-            )
+            found = [p for p in part.problems if p.line == line]
+            detail = "; ".join(f"{p.field}: {p.reason}" if p.field else p.reason for p in found)
             dropped.append(
-                {"reason": "unreadable", "detail": detail, "file": display_path(path), "line": line, "task": task}
+                {"reason": "unreadable", "detail": detail, "file": found[0].file, "line": line, "task": task}
             )
     frame = pl.concat(frames) if frames else pl.DataFrame()
     return frame, _quarantine_rows(pl.DataFrame(dropped, schema=_DROP_SCHEMA) if dropped else None)

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-NGRAM = {"en": 5, "zh": 3}  # Chinese packs more meaning per character
+NGRAM = {"en": 4, "zh": 3}  # Chinese packs more meaning per character
 NUM_PERM = 64
 BANDS = 16  # 16 bands of 4 rows: pairs with Jaccard near 0.5 and above become candidates
-_MERSENNE = np.uint64((1 << 61) - 1)
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ def signatures(texts: list[str], n: int, params: Params = Params()) -> np.ndarra
         segment_starts = np.concatenate(([0], np.cumsum(shingles_per_text)[:-1]))
         out = np.empty((len(texts), params.num_perm), dtype=np.uint64)
         for p in range(params.num_perm):
-            permuted = (hashed * a[p] + b[p]) % _MERSENNE
+            permuted = hashed * a[p] + b[p]  # a random affine map mod 2**64: a cheap stand-in for a permutation
             out[:, p] = np.minimum.reduceat(permuted, segment_starts)
     return out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import fastjsonschema
 import jsonschema
 
 from catalog.records import compact_json
@@ -37,10 +38,17 @@ def check_output(spec: TaskSpec, lang: str, output: str) -> list[OutputError]:
         value = parse_output(spec, output)
     except OutputError as err:
         return [err]
-    problems = [
-        OutputError(_pointer(error.absolute_path), _schema_message(error))
-        for error in sorted(_validator(spec, lang).iter_errors(value), key=lambda e: list(map(str, e.absolute_path)))
-    ]
+    try:
+        # Compiled validation first: most outputs are valid, and it is ~20x faster than the detailed path.
+        _compiled(spec, lang)(value)
+        problems = []
+    except fastjsonschema.JsonSchemaException:
+        problems = [
+            OutputError(_pointer(error.absolute_path), _schema_message(error))
+            for error in sorted(
+                _validator(spec, lang).iter_errors(value), key=lambda e: list(map(str, e.absolute_path))
+            )
+        ]
     if spec.output.format == "labels" and isinstance(value, list):
         repeated = sorted({str(v) for v in value if value.count(v) > 1})
         if repeated:
@@ -69,15 +77,27 @@ def output_texts(spec: TaskSpec, output: str) -> list[str]:
     return []
 
 
-_VALIDATORS: dict[tuple[int, str], tuple[TaskSpec, jsonschema.protocols.Validator]] = {}
+_VALIDATORS: dict[tuple[int, str], tuple[TaskSpec, Any]] = {}
+
+
+def _cached(kind: str, spec: TaskSpec, lang: str) -> Any:
+    # Keyed by object identity (specs are frozen); the entry keeps its spec alive so the id stays its own.
+    key = (id(spec), f"{kind}:{lang}")
+    if key not in _VALIDATORS:
+        schema = spec.output_schema(lang)
+        built = fastjsonschema.compile(schema) if kind == "fast" else jsonschema.Draft202012Validator(schema)
+        _VALIDATORS[key] = (spec, built)
+    return _VALIDATORS[key][1]
+
+
+def _compiled(spec: TaskSpec, lang: str) -> Any:
+    """A compiled (fastjsonschema) check of the output schema: raises on any violation, says little about it."""
+    return _cached("fast", spec, lang)
 
 
 def _validator(spec: TaskSpec, lang: str) -> jsonschema.protocols.Validator:
-    # Keyed by object identity (specs are frozen); the entry keeps its spec alive so the id stays its own.
-    key = (id(spec), lang)
-    if key not in _VALIDATORS:
-        _VALIDATORS[key] = (spec, jsonschema.Draft202012Validator(spec.output_schema(lang)))
-    return _VALIDATORS[key][1]
+    """The reference validator (jsonschema, draft 2020-12): slower, but names every violation and where."""
+    return _cached("full", spec, lang)
 
 
 def _pointer(path: Any) -> str:

@@ -82,8 +82,9 @@ def near_duplicate_recall(data_dir: Path, injected: Injected, per_file: int) -> 
     dropped = set()
     for line in quarantine.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
-        if row["reason"] in ("near_duplicate", "exact_duplicate") and "bench-" in row["file"]:
-            shard = int(Path(row["file"]).stem.split("-")[1])
+        name = Path(row["file"]).stem  # bench-0003
+        if row["reason"] in ("near_duplicate", "exact_duplicate") and name.startswith("bench-"):
+            shard = int(name.split("-")[1])
             dropped.add(shard * per_file + row["line"] - 1)
     found = sum(copy in dropped for _, copy in injected.near_pairs)
     return found / max(1, len(injected.near_pairs))

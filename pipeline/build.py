@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from catalog import Catalog
@@ -177,10 +178,12 @@ def filter_records(frame: pl.DataFrame, catalog: Catalog, config: BuildConfig) -
     pairs = near_duplicate_pairs(frame, "_key", config.group_threshold)
     close = pairs.filter(pl.col("similarity") >= config.near_duplicate_threshold)
     lead = clusters(frame.height, close)
-    is_lead = pl.Series(lead == range(frame.height)) if frame.height else pl.Series([], dtype=pl.Boolean)
-    lead_where = [f"near-duplicate of {frame['file'][int(i)]}:{frame['line'][int(i)]}" for i in lead]
-    kept_rows = [i for i in range(frame.height) if lead[i] == i]
-    frame, gone = _drop(frame, ~is_lead, "near_duplicate", pl.Series(lead_where, dtype=pl.String))
+    is_lead = pl.Series(lead == np.arange(frame.height))
+    lead_where = frame.select(
+        pl.format("near-duplicate of {}:{}", pl.col("file").gather(lead), pl.col("line").gather(lead))
+    ).to_series()
+    kept_rows = np.flatnonzero(is_lead.to_numpy()).tolist()
+    frame, gone = _drop(frame, ~is_lead, "near_duplicate", lead_where)
     dropped.append(gone)
 
     # Split groups: what is left, joined by the looser threshold, led by its highest-priority member.

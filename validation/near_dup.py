@@ -124,4 +124,8 @@ def clusters(size: int, pairs: pl.DataFrame) -> np.ndarray:
         a, b = find(left), find(right)
         if a != b:
             parent[max(a, b)] = min(a, b)
-    return np.array([find(i) for i in range(size)])
+    while True:  # pointer jumping, vectorised: every row ends pointing at its component's root
+        jumped = parent[parent]
+        if np.array_equal(jumped, parent):
+            return parent
+        parent = jumped

@@ -135,7 +135,8 @@ def check_frame(
                 )
             )
     first_line: dict[str, int] = {}
-    for index, row in enumerate(frame.iter_rows(named=True)):
+    needed = frame.select("id", "task", "lang", "instruction", "input", "output", "file", "line")
+    for index, row in enumerate(needed.iter_rows(named=True)):
         if duplicates and row["id"] in first_line and first_line[row["id"]] != row["line"]:
             problems.append(
                 Problem(row["file"], row["line"], "input", f"same input as line {first_line[row['id']]}", row["id"])

@@ -148,7 +148,7 @@ def main() -> None:
     base_s, base_pairs = dedup_straightforward(sample, threshold)
     gb = peak / 2**30
     print(
-        f"build time   {elapsed:7.1f} s   limit {TIME_LIMIT_S:.0f} s   ratio {elapsed / TIME_LIMIT_S:.2f} (≤ 1 passes)"
+        f"build time   {elapsed:7.1f} s   limit {TIME_LIMIT_S:.0f} s   ratio {elapsed / TIME_LIMIT_S:.2f} (≤ 1: pass)"
     )
     print(f"peak memory  {gb:7.2f} GB  limit {MEMORY_LIMIT_GB:.0f} GB    ratio {gb / MEMORY_LIMIT_GB:.2f} (≤ 1: pass)")
     print(f"near-dup recall {recall:.3f}   target ≥ {RECALL_TARGET}   {'pass' if recall >= RECALL_TARGET else 'FAIL'}")

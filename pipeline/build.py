@@ -6,13 +6,16 @@ whole build has succeeded, and the same inputs give byte-identical Parquet files
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import multiprocessing
 import os
 import shutil
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -63,11 +66,12 @@ def build(catalog: Catalog, settings: Settings, config: BuildConfig = BuildConfi
     frame, more = filter_records(frame, catalog, config)
     dropped = pl.concat([dropped, more])
     frame = assign_splits(frame, config)
-    report = build_report(catalog, records_in, dropped, frame)
+    report = build_report(catalog, records_in, dropped, frame, config)
     release = settings.build_dir / config.name
-    _write_atomically(release, lambda staging: _write_release(staging, frame, catalog, report, config))
     quarantine = settings.build_dir / QUARANTINE_DIR / f"{config.name}.jsonl"
-    _write_atomically(quarantine, lambda staging: _write_quarantine(staging, dropped))
+    with _exclusive(settings.build_dir / f".lock-{config.name}"):  # two builds at once would share a staging folder
+        _write_atomically(release, lambda staging: _write_release(staging, frame, catalog, report, config))
+        _write_atomically(quarantine, lambda staging: _write_quarantine(staging, dropped))
     return BuildResult(release, quarantine, report, frame)
 
 
@@ -242,7 +246,9 @@ def _counts(frame: pl.DataFrame) -> dict[tuple[str, str], int]:
     return {(task, lang): n for task, lang, n in frame.group_by("task", "lang").len().iter_rows()}
 
 
-def build_report(catalog: Catalog, records_in: dict, dropped: pl.DataFrame, frame: pl.DataFrame) -> dict:
+def build_report(
+    catalog: Catalog, records_in: dict, dropped: pl.DataFrame, frame: pl.DataFrame, config: BuildConfig
+) -> dict:
     """Records in, dropped per reason, out and per split, for every task and language (JSON-ready)."""
     drops = {}
     for task, lang, reason, n in dropped.group_by("task", "lang", "reason").len().iter_rows():
@@ -263,7 +269,8 @@ def build_report(catalog: Catalog, records_in: dict, dropped: pl.DataFrame, fram
     totals = {key: sum(r[key] for r in rows) for key in ("in", *REASONS, "out", *SPLITS)}
     totals["in"] += unattributed.height
     totals["unreadable"] += unattributed.height
-    return {"rows": rows, "totals": totals}
+    thresholds = {key: value for key, value in asdict(config).items() if key != "name"}
+    return {"rows": rows, "totals": totals, "thresholds": thresholds}
 
 
 def _write_release(staging: Path, frame: pl.DataFrame, catalog: Catalog, report: dict, config: BuildConfig) -> None:
@@ -311,6 +318,14 @@ def _write_atomically(target: Path, write: callable) -> None:
         target.rename(backup)
     staging.rename(target)
     _remove(backup)
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _remove(path: Path) -> None:

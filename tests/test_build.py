@@ -185,7 +185,7 @@ def test_a_failed_build_leaves_the_previous_release_untouched(data: Settings, ca
         _write_atomically(release, write_half_then_fail)
     after = {p.relative_to(release): p.read_bytes() for p in release.rglob("*") if p.is_file()}
     assert after == before
-    assert [p.name for p in release.parent.iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in release.parent.iterdir() if p.name.startswith((".staging", ".previous"))] == []
 
 
 def test_a_broken_catalog_stops_the_cli_build_before_touching_the_release(data: Settings, catalog: Catalog) -> None:

@@ -14,6 +14,7 @@ import polars as pl
 NGRAM = {"en": 4, "zh": 3}  # Chinese packs more meaning per character
 NUM_PERM = 64
 BANDS = 16  # 16 bands of 4 rows: pairs with Jaccard near 0.5 and above become candidates
+FULL_PAIRS_UP_TO = 32  # bucket size up to which every pair in it is compared
 
 
 @dataclass(frozen=True)
@@ -79,12 +80,19 @@ def near_duplicate_pairs(
         buckets = local.group_by("band", "key").agg(pl.col("local").sort()).filter(pl.col("local").list.len() > 1)
         if buckets.is_empty():
             continue
-        # Star pairs inside each bucket (member × first member) keep the candidate count linear in bucket size.
+        # Every pair inside a small bucket; in a crowded one (boilerplate shared by many texts) only member × first
+        # member, which keeps the candidate count linear where it would explode.
+        small = buckets.filter(pl.col("local").list.len() <= FULL_PAIRS_UP_TO).with_row_index("bucket")
+        members = small.select("bucket", "local").explode("local")
         pairs = (
-            buckets.select(pl.col("local").list.first().alias("left"), pl.col("local").list.slice(1).alias("right"))
-            .explode("right")
-            .unique()
+            members.join(members, on="bucket", suffix="_other")
+            .filter(pl.col("local") < pl.col("local_other"))
+            .select(pl.col("local").alias("left"), pl.col("local_other").alias("right"))
         )
+        crowded = buckets.filter(pl.col("local").list.len() > FULL_PAIRS_UP_TO).select(
+            pl.col("local").list.first().alias("left"), pl.col("local").list.slice(1).alias("right")
+        )
+        pairs = pl.concat([pairs, crowded.explode("right")]).unique()
         left, right = pairs["left"].to_numpy(), pairs["right"].to_numpy()
         similarity = (sig[left] == sig[right]).mean(axis=1)
         keep = similarity >= threshold

@@ -1,0 +1,117 @@
+"""The release's README.md: a `DatasetCard` whose YAML the Hub and `load_dataset` read, and prose a user reads.
+
+`write_card_files` writes everything a card needs into a release folder: README.md, plots, dataset_info.json for
+LLaMA-Factory and the changelog history.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from huggingface_hub import DatasetCard, DatasetCardData
+
+from cards import sections
+from cards.changelog import Change, read_history, write_history
+from cards.hub_yaml import hub_metadata
+from cards.llamafactory import write_dataset_info
+from cards.plots import write_plots
+from cards.provenance import summarize
+from cards.release_data import read_release
+from cards.stats import size_category
+from catalog import Catalog
+
+BUILD_REPORT_FILE = "build_report.json"
+TASK_CATEGORIES = ["text-generation", "text-classification", "token-classification", "summarization"]
+TAGS = [
+    "anytasktune",
+    "instruction-tuning",
+    "alpaca",
+    "sft",
+    "bilingual",
+    "medical",
+    "finance",
+    "legal",
+    "psychology",
+    "customer-service",
+    "human-resources",
+    "role-play",
+]
+
+
+@dataclass
+class CardContext:
+    """What the card says beyond the data itself."""
+
+    name: str  # the dataset name: the release folder and the repository name
+    version: str
+    date: str  # ISO date of the release
+    repo_id: str  # what users pass to load_dataset, e.g. "anytasktune/anytasktune"
+    license: str = "apache-2.0"
+    previous: pl.DataFrame | None = field(default=None, repr=False)  # the previous release's records (id, task)
+    previous_version: str | None = None
+    previous_history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def write_card_files(release: Path, catalog: Catalog, context: CardContext) -> str:
+    """Render the card and write it with its plots, changelog and LLaMA-Factory metadata into `release`."""
+    records = read_release(release, catalog)
+    change = sections.changelog_diff(records, context)
+    history = write_history(release, change, context.previous_history or read_history(release))
+    write_plots(release, records, catalog)
+    write_dataset_info(release, catalog)
+    text = render_card(release, catalog, context, records=records, change=change, history=history)
+    (release / "README.md").write_text(text, encoding="utf-8")
+    return text
+
+
+def render_card(
+    release: Path,
+    catalog: Catalog,
+    context: CardContext,
+    *,
+    records: pl.DataFrame | None = None,
+    change: Change | None = None,
+    history: list[dict[str, Any]] | None = None,
+) -> str:
+    """The README.md text for the release folder (YAML header and Markdown body)."""
+    records = read_release(release, catalog) if records is None else records
+    change = change or sections.changelog_diff(records, context)
+    report = _build_report(release)
+    provenance = summarize(records)
+    data = DatasetCardData(
+        pretty_name="AnyTaskTune",
+        license=context.license,
+        language=["en", "zh"],
+        multilinguality="multilingual",
+        task_categories=TASK_CATEGORIES,
+        size_categories=size_category(records.height),
+        source_datasets=["original"],
+        tags=TAGS,
+        **hub_metadata(release, catalog),
+    )
+    body = "\n\n".join(
+        [
+            sections.header(catalog, context, records),
+            sections.about(catalog),
+            sections.loading(catalog, context),
+            sections.task_table(catalog, records),
+            sections.statistics(records),
+            sections.examples(catalog, records),
+            sections.record_schema(),
+            sections.provenance(provenance, report),
+            sections.changelog(change, history or []),
+            sections.limitations(),
+            sections.citation(),
+        ]
+    )
+    card = DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}\n")
+    return str(card)
+
+
+def _build_report(release: Path) -> dict[str, Any] | None:
+    path = release / BUILD_REPORT_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None

@@ -1,0 +1,339 @@
+"""The Markdown sections of the dataset card, one function each, in the order the card shows them."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from cards.changelog import Change, diff
+from cards.plots import COUNTS_PLOT, LENGTHS_PLOT
+from cards.provenance import Provenance, funnel, thresholds
+from cards.stats import length_summary, split_counts, task_counts, totals
+from catalog import Catalog, TaskSpec
+from catalog.layout import ALL_CONFIG, SPLITS
+
+if TYPE_CHECKING:
+    from cards.render import CardContext
+
+DOMAIN_NAMES = {
+    "medical": "Medical",
+    "finance": "Finance",
+    "law": "Law",
+    "psychology": "Psychology",
+    "consumer": "Consumer services",
+    "hr": "Human resources",
+    "roleplay": "Role-play",
+}
+METRIC_NAMES = {
+    "accuracy": "accuracy",
+    "set_f1": "set F1",
+    "field_f1": "field F1",
+    "rouge_l": "ROUGE-L",
+    "rouge_l_best_match": "ROUGE-L (best match per item)",
+    "sentence_range": "range score",
+    "aspect_score_f1": "aspect F1 × score closeness",
+    "mean": "mean",
+}
+FORMAT_NAMES = {
+    "text": "free text",
+    "items": "JSON list of strings",
+    "fields": "JSON object, fixed keys",
+    "label": "one label",
+    "labels": "list of labels",
+    "object": "JSON object",
+}
+FUNNEL_NAMES = {
+    "in": "records read (seeds and synth store)",
+    "unreadable": "dropped: unreadable line (not JSON, missing fields)",
+    "language": "dropped: wrong language",
+    "invalid": "dropped: breaks the task contract (instruction, output schema)",
+    "pii": "dropped: personal data found",
+    "exact_duplicate": "dropped: exact duplicate input",
+    "near_duplicate": "dropped: near-duplicate input",
+    "out": "published",
+}
+TABLE_INSTRUCTION_CHARS = 110
+PAPER_URL = "https://arxiv.org/abs/2407.07094"
+
+
+def changelog_diff(records: pl.DataFrame, context: CardContext) -> Change:
+    return diff(context.version, context.date, records, context.previous, context.previous_version)
+
+
+def header(catalog: Catalog, context: CardContext, records: pl.DataFrame) -> str:
+    count = totals(records)
+    return (
+        f"# AnyTaskTune · {context.name} {context.version}\n\n"
+        f"**Explicit, bilingual instruction data for {len(catalog)} domain sub-tasks** — "
+        f"{count['records']:,} records ({count['en']:,} English, {count['zh']:,} Chinese) in "
+        f"{len(catalog.domains)} domains, released {context.date}.\n\n"
+        f"| train | validation | test | configs |\n|---:|---:|---:|---|\n"
+        f"| {count['train']:,} | {count['validation']:,} | {count['test']:,} | "
+        f"{len(catalog)} tasks · {len(catalog.domains)} domains · `{ALL_CONFIG}` |"
+    )
+
+
+def about(catalog: Catalog) -> str:
+    domains = ", ".join(DOMAIN_NAMES.get(d, d).lower() for d in catalog.domains)
+    return (
+        "## What this is\n\n"
+        "Most people and small organisations do not need a model that is good at everything; they need one that is "
+        "excellent at *their* tasks. Following the AnyTaskTune method, each domain's work is split into concrete "
+        "sub-tasks, and each sub-task gets an **explicit** dataset: every record carries a clear, directive "
+        "instruction, an input, and the expected output, with a machine-checkable output format. Models fine-tuned "
+        "on such data outperform much larger general models on those tasks.\n\n"
+        f"This release covers {domains}. Every task is in **English and Chinese**, written natively in each language "
+        "(PRC law, RMB and Chinese hospital departments in Chinese; common-law and USD/GBP in English), not "
+        "translated. Records use the Alpaca triple `instruction` / `input` / `output`, so LLaMA-Factory, axolotl and "
+        "TRL read them as they are. Structured outputs are compact JSON strings that validate against the task's "
+        "JSON Schema."
+    )
+
+
+def loading(catalog: Catalog, context: CardContext) -> str:
+    first = next(iter(catalog))
+    domain = catalog.domains[0]
+    return (
+        "## Load it\n\n"
+        "One config per task (its id), one per domain, and `all` (the default). Each config holds both languages, "
+        "told apart by the `lang` column, and the splits `train`, `validation` and `test`.\n\n"
+        "```python\n"
+        "from datasets import load_dataset\n\n"
+        f'task = load_dataset("{context.repo_id}", "{first.id}", revision="{context.version}")  # one task\n'
+        f'domain = load_dataset("{context.repo_id}", "{domain}", revision="{context.version}")  # one domain\n'
+        f'everything = load_dataset("{context.repo_id}", revision="{context.version}")  # config `all`\n\n'
+        'zh_train = task["train"].filter(lambda r: r["lang"] == "zh")  # one language\n'
+        "```\n\n"
+        f"Pin `revision` to a version tag (`{context.version}`) for reproducible experiments: every release is a "
+        "tagged commit, and the changelog below says what each one added and removed. A team sharing a local "
+        "registry sets `HF_ENDPOINT=http://host:port` and loads the same way.\n\n"
+        "**LLaMA-Factory.** The release ships `dataset_info.json`: set `dataset_dir` to a downloaded copy (e.g. "
+        f"`huggingface-cli download {context.repo_id} --repo-type dataset --revision {context.version} "
+        f"--local-dir {context.name}`) and train with `dataset: {first.id}_train` (entries are `<task>_<split>`; "
+        "join several with commas)."
+    )
+
+
+def _cell(text: str, limit: int | None = None) -> str:
+    text = " ".join(text.split())
+    if limit and len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text.replace("|", "\\|")
+
+
+def metric_text(spec: TaskSpec) -> str:
+    metric = spec.metric
+    if metric.name == "mean" and metric.parts:
+        parts = " and ".join(METRIC_NAMES[p.name] + (f" on `{p.field}`" if p.field else "") for p in metric.parts)
+        return f"mean of {parts}"
+    return METRIC_NAMES.get(metric.name, metric.name) + (f" on `{metric.field}`" if metric.field else "")
+
+
+def task_table(catalog: Catalog, records: pl.DataFrame) -> str:
+    counts = split_counts(records)
+    head = (
+        "| code | config | domain | task | instruction (en) | instruction (zh) | output | metric | "
+        "train en/zh | validation en/zh | test en/zh |\n"
+        "|---|---|---|---|---|---|---|---|---:|---:|---:|"
+    )
+    rows = []
+    for spec in catalog:
+        per_split = [f"{counts.get((spec.id, 'en', s), 0)} / {counts.get((spec.id, 'zh', s), 0)}" for s in SPLITS]
+        rows.append(
+            f"| {spec.code} | `{spec.id}` | {spec.domain} | {_cell(spec.name.en)}<br>{_cell(spec.name.zh)} | "
+            f"{_cell(spec.instructions.en[0], TABLE_INSTRUCTION_CHARS)} | "
+            f"{_cell(spec.instructions.zh[0], TABLE_INSTRUCTION_CHARS // 2)} | "
+            f"{FORMAT_NAMES[spec.output.format]} | {metric_text(spec)} | " + " | ".join(per_split) + " |"
+        )
+    return (
+        "## Tasks\n\n"
+        "`{name}` in an instruction stands for the labels of that closed set, written out in the record's language. "
+        "Each task has 2–4 instruction paraphrases per language; the table shows the first.\n\n"
+        + head
+        + "\n"
+        + "\n".join(rows)
+    )
+
+
+def statistics(records: pl.DataFrame) -> str:
+    per_task = task_counts(records)
+    lengths = length_summary(records)
+    length_rows = "\n".join(
+        f"| {r['lang']} | {r['field']} | {r['median']} | {r['p90']} |" for r in lengths.iter_rows(named=True)
+    )
+    zero = sorted({t for (t, _), n in per_task.items() if n == 0})
+    return (
+        "## Statistics\n\n"
+        f"![Records per task and language]({COUNTS_PLOT})\n\n"
+        f"![Input and output length distributions]({LENGTHS_PLOT})\n\n"
+        "Text length in characters (a Chinese character counts as one):\n\n"
+        "| lang | field | median | 90th percentile |\n|---|---|---:|---:|\n"
+        + (length_rows or "| – | – | – | – |")
+        + ("\n\nTasks without records in this release: " + ", ".join(zero) if zero else "")
+    )
+
+
+def _example_record(records: pl.DataFrame, task: str, lang: str) -> dict[str, Any] | None:
+    """The train record with the smallest id (else any split): the same example while the record stays."""
+    part = records.filter((pl.col("task") == task) & (pl.col("lang") == lang))
+    if part.is_empty():
+        return None
+    train = part.filter(pl.col("split") == "train")
+    return (train if not train.is_empty() else part).sort("id").row(0, named=True)
+
+
+def _fenced(text: str, language: str = "text") -> str:
+    fence = "````" if "```" in text else "```"
+    return f"{fence}{language}\n{text}\n{fence}"
+
+
+def _pretty_output(spec: TaskSpec, output: str) -> tuple[str, str]:
+    if not spec.is_structured:
+        return output, "text"
+    try:
+        return json.dumps(json.loads(output), ensure_ascii=False, indent=2), "json"
+    except json.JSONDecodeError:
+        return output, "text"
+
+
+def examples(catalog: Catalog, records: pl.DataFrame) -> str:
+    blocks = []
+    for spec in catalog:
+        parts = [
+            f"<details>\n<summary><b>{spec.code}</b> · <code>{spec.id}</code> — {spec.name.en} · {spec.name.zh}"
+            "</summary>\n"
+        ]
+        for lang, title in (("en", "English"), ("zh", "中文")):
+            row = _example_record(records, spec.id, lang)
+            if row is None:
+                parts.append(f"**{title}**: no record in this release.\n")
+                continue
+            output, kind = _pretty_output(spec, row["output"])
+            parts.append(
+                f"**{title}** (`{row['id']}`, {row['split']})\n\n"
+                f"*Instruction:* {row['instruction']}\n\n"
+                f"*Input:*\n\n{_fenced(row['input'])}\n\n"
+                f"*Output:*\n\n{_fenced(output, kind)}\n"
+            )
+        parts.append("</details>")
+        blocks.append("\n".join(parts))
+    return "## Examples\n\nOne record per task and language (click to open).\n\n" + "\n\n".join(blocks)
+
+
+def record_schema() -> str:
+    rows = [
+        ("id", "stable id: hash of task, language and normalized input; the same input keeps its id across releases"),
+        ("task", "the sub-task id, also its config name"),
+        ("domain", "medical, finance, law, psychology, consumer, hr or roleplay"),
+        ("lang", "`en` or `zh`"),
+        ("instruction", "the directive instruction (one of the task's paraphrases)"),
+        ("input", "the text the instruction applies to"),
+        ("output", "the expected answer: free text, or compact JSON following the task's schema"),
+        ("source", "`seed` (hand-written) or `synth` (generated by an LLM, then filtered)"),
+        ("generator", "`human` for seeds, the model id for synthesized records"),
+        ("provenance", "JSON object: scenario, template hash, sampling parameters, exemplars shown"),
+    ]
+    table = "\n".join(f"| `{name}` | string | {text} |" for name, text in rows)
+    return (
+        "## Record schema\n\nAll columns are strings, in this order:\n\n| column | type | meaning |\n|---|---|---|\n"
+        + table
+        + "\n\nSplits are assigned by the hash of a group key, so they stay stable as the data grows; "
+        "near-duplicates share a group, so no test record has a near-twin in train. Hand-written `gold` seeds are in "
+        "test; records shown to the synthesizer as exemplars never are."
+    )
+
+
+def provenance(summary: Provenance, report: dict[str, Any] | None) -> str:
+    lines = [
+        "## Provenance\n",
+        f"- Hand-written seed records: **{summary.seed_records:,}**",
+        f"- Synthesized records: **{summary.synth_records:,}**",
+    ]
+    if summary.generators:
+        models = ", ".join(f"`{m}` ({n:,})" for m, n in sorted(summary.generators.items()))
+        lines.append(f"- Generator models: {models}")
+    else:
+        lines.append("- Generator models: none in this release (every record is hand-written)")
+    if summary.parameters:
+        params = "; ".join(f"{k} = {', '.join(sorted(v))}" for k, v in sorted(summary.parameters.items()))
+        lines.append(f"- Sampling parameters: {params}")
+    if summary.cost_usd is not None:
+        lines.append(f"- Generation cost: ${summary.cost_usd:,.2f} (as reported by the endpoint's token usage)")
+    elif summary.synth_records:
+        lines.append("- Generation cost: not recorded")
+    stages = funnel(report)
+    if stages:
+        lines.append(
+            "\nEvery record passes the same filters in this order; each dropped record is kept in a "
+            "quarantine file with its reason.\n"
+        )
+        lines.append("| stage | records |\n|---|---:|")
+        lines.extend(f"| {FUNNEL_NAMES.get(stage, stage)} | {n:,} |" for stage, n in stages)
+    limits = thresholds(report)
+    if limits:
+        lines.append("\nThresholds: " + ", ".join(f"`{k}` = {v}" for k, v in sorted(limits.items())))
+    else:
+        lines.append(
+            "\nNear-duplicates are found by MinHash over character n-grams (so Chinese is compared fairly); the "
+            "language check wants at least half Han characters in Chinese text and almost none in English."
+        )
+    return "\n".join(lines)
+
+
+def changelog(change: Change, history: list[dict[str, Any]]) -> str:
+    since = f"against {change.previous}" if change.previous else "first release: every record is new"
+    moved = [t for t in change.tasks if t.added or t.removed]
+    lines = [
+        "## Changelog\n",
+        f"**{change.version}** ({change.date}), {since}: **+{change.added:,}** records added, "
+        f"**−{change.removed:,}** removed, {change.records:,} in all.\n",
+    ]
+    if moved:
+        lines.append("| task | added | removed | records now |\n|---|---:|---:|---:|")
+        lines.extend(f"| `{t.task}` | +{t.added} | −{t.removed} | {t.records} |" for t in moved)
+    else:
+        lines.append("No record was added or removed.")
+    older = [h for h in history if h.get("version") != change.version]
+    if older:
+        lines.append("\nEarlier versions:\n")
+        lines.extend(
+            f"- **{h['version']}** ({h['date']}): +{h['added']:,} / −{h['removed']:,}, {h['records']:,} records"
+            for h in older
+        )
+    return "\n".join(lines)
+
+
+def limitations() -> str:
+    return (
+        "## Limitations\n\n"
+        "- The seeds are hand-written and the synthesized records are generated by LLMs, then filtered; they are "
+        "realistic, not real. Names, numbers, phone numbers and places are fictitious or absent: no record holds a "
+        "real person's data.\n"
+        "- Labels follow each task's closed set; real cases can be ambiguous, and a few labels may be debatable.\n"
+        "- Chinese legal records follow PRC law, English ones a generic common-law setting; neither covers every "
+        "jurisdiction, and the law changes.\n"
+        "- Task coverage is uneven where the counts above say so; scores on small test splits have wide "
+        "confidence intervals.\n\n"
+        "> **Not advice.** Medical, legal, financial and psychological outputs in this dataset are training data, "
+        "not professional advice. Do not use them, or a model trained on them, in place of a doctor, lawyer, "
+        "financial adviser or mental-health professional. A person in crisis should contact local emergency "
+        "services."
+    )
+
+
+def citation() -> str:
+    return (
+        "## Citation\n\n"
+        f"If you use this dataset, please cite the AnyTaskTune paper ({PAPER_URL}):\n\n"
+        "```bibtex\n"
+        "@article{cui2024anytasktune,\n"
+        "  title   = {AnyTaskTune: Advanced Domain-Specific Solutions through Task-Fine-Tuning},\n"
+        "  author  = {Cui, Jiaxi and Zhang, Wentao and Tang, Jing and Tong, Xudong and Zhang, Zhenwei and Amie and "
+        "Wen, Jing and Wang, Rongsheng and Wu, Pengfei},\n"
+        "  journal = {arXiv preprint arXiv:2407.07094},\n"
+        "  year    = {2024}\n"
+        "}\n"
+        "```"
+    )

@@ -1,0 +1,216 @@
+"""The dataset card rendered from a real build: YAML the Hub reads, prose, plots, changelog, LLaMA-Factory metadata."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+from huggingface_hub import DatasetCard
+
+from cards import CardContext, render_card, write_card_files
+from cards.changelog import diff
+from cards.llamafactory import dataset_info
+from cards.provenance import summarize
+from cards.release_data import read_release
+from catalog import Catalog
+from catalog.layout import SPLITS, config_files
+from catalog.records import compact_json
+from catalog.settings import Settings
+from datasets import load_dataset
+from pipeline.build import build
+from tests.conftest import DATA
+
+CONTEXT = CardContext("anytasktune", "v1.2.0", "2025-03-01", "acme/anytasktune")
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory, catalog: Catalog) -> Path:
+    """The real seeds built into a scratch folder, with the card files written into it."""
+    data = tmp_path_factory.mktemp("data")
+    shutil.copytree(DATA / "tasks", data / "tasks")
+    shutil.copytree(DATA / "seeds", data / "seeds")
+    folder = build(catalog, Settings(data)).release
+    write_card_files(folder, catalog, CONTEXT)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def card(release: Path) -> DatasetCard:
+    return DatasetCard.load(release / "README.md")
+
+
+def test_yaml_header_has_the_hub_fields_and_keeps_configs_and_dataset_info(
+    card: DatasetCard, release: Path, catalog: Catalog
+) -> None:
+    data = card.data.to_dict()
+    assert data["pretty_name"] == "AnyTaskTune"
+    assert data["language"] == ["en", "zh"]
+    assert data["multilinguality"] == "multilingual"
+    assert data["license"] == "apache-2.0"
+    assert data["size_categories"] == "1K<n<10K"
+    assert "text-generation" in data["task_categories"] and "medical" in data["tags"]
+    assert {c["config_name"] for c in data["configs"]} == set(config_files(catalog))
+    records = read_release(release, catalog)
+    info = {i["config_name"]: i for i in data["dataset_info"]}
+    for spec in catalog:
+        for split in info[spec.id]["splits"]:
+            expected = records.filter((pl.col("task") == spec.id) & (pl.col("split") == split["name"])).height
+            assert split["num_examples"] == expected, (spec.id, split)
+    assert sum(s["num_examples"] for s in info["all"]["splits"]) == records.height
+
+
+def test_task_table_names_every_task_with_instructions_and_counts_per_split_and_language(
+    card: DatasetCard, release: Path, catalog: Catalog
+) -> None:
+    records = read_release(release, catalog)
+    table_rows = {line.split("|")[2].strip(): line for line in card.text.splitlines() if line.startswith("| ")}
+    for spec in catalog:
+        row = table_rows[f"`{spec.id}`"]
+        assert f"| {spec.code} |" in row and spec.name.zh in row
+        assert spec.instructions.en[0][:40] in row and spec.instructions.zh[0][:20] in row
+        counts = [
+            f"{records.filter((pl.col('task') == spec.id) & (pl.col('split') == s) & (pl.col('lang') == 'en')).height}"
+            f" / {records.filter((pl.col('task') == spec.id) & (pl.col('split') == s) & (pl.col('lang') == 'zh')).height}"
+            for s in SPLITS
+        ]
+        assert row.rstrip().endswith(" | ".join(counts) + " |"), row
+
+
+def test_one_example_per_task_in_each_language_taken_from_the_data(
+    card: DatasetCard, release: Path, catalog: Catalog
+) -> None:
+    records = read_release(release, catalog)
+    by_id = {r["id"]: r for r in records.iter_rows(named=True)}
+    for spec in catalog:
+        section = card.text.split(f"<code>{spec.id}</code>", 1)[1].split("</details>", 1)[0]
+        for lang, title in (("en", "English"), ("zh", "中文")):
+            record_id = section.split(f"**{title}** (`", 1)[1].split("`", 1)[0]
+            example = by_id[record_id]
+            assert (example["task"], example["lang"]) == (spec.id, lang)
+            assert example["input"] in section and example["instruction"] in section
+
+
+def test_prose_sections_a_user_needs(card: DatasetCard) -> None:
+    text = card.text
+    for needle in (
+        'load_dataset("acme/anytasktune", "con_aspect_scoring", revision="v1.2.0")',
+        'filter(lambda r: r["lang"] == "zh")',
+        "explicit",
+        "## Record schema",
+        "Hand-written seed records",
+        "none in this release",  # no synthesized records in the seeds-only build
+        "records read (seeds and synth store)",
+        "not professional advice",
+        "arXiv:2407.07094",
+        "first release: every record is new",
+        "dataset_info.json",
+    ):
+        assert needle in text, needle
+
+
+def test_plots_are_png_files_shown_in_the_card(card: DatasetCard, release: Path) -> None:
+    images = [line.split("(", 1)[1].rstrip(")") for line in card.text.splitlines() if line.startswith("![")]
+    assert len(images) == 2
+    for image in images:
+        assert (release / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_folder_loads_by_config_with_datasets(release: Path, catalog: Catalog) -> None:
+    records = read_release(release, catalog)
+    loaded = load_dataset(str(release), "med_triage")
+    for split in SPLITS:
+        expected = records.filter((pl.col("task") == "med_triage") & (pl.col("split") == split))["id"].sort()
+        assert sorted(loaded[split]["id"]) == expected.to_list()
+
+
+def test_llamafactory_dataset_info_points_at_alpaca_columns_of_real_files(release: Path, catalog: Catalog) -> None:
+    info = json.loads((release / "dataset_info.json").read_text(encoding="utf-8"))
+    assert info == dataset_info(catalog)
+    entry = info["fin_intent_train"]
+    assert entry["formatting"] == "alpaca"
+    # LLaMA-Factory loads a `file_name` entry with the file's own builder, then maps these columns.
+    loaded = load_dataset("parquet", data_files=str(release / entry["file_name"]), split="train")
+    assert set(entry["columns"].values()) <= set(loaded.column_names)
+    assert len(loaded) == pl.read_parquet(release / entry["file_name"]).height > 0
+    for name, entry in info.items():
+        assert (release / entry["file_name"]).exists(), name
+
+
+def _synth_record(task: str, lang: str, n: int, provenance: dict) -> dict:
+    return {
+        "id": f"{n:016x}",
+        "task": task,
+        "lang": lang,
+        "source": "synth",
+        "generator": provenance.pop("model"),
+        "provenance": compact_json(provenance),
+        "split": "train",
+    }
+
+
+def test_provenance_counts_sources_models_parameters_and_cost() -> None:
+    records = pl.DataFrame(
+        [
+            {
+                "id": "a" * 16,
+                "task": "fin_intent",
+                "lang": "en",
+                "source": "seed",
+                "generator": "human",
+                "provenance": "{}",
+                "split": "train",
+            },
+            _synth_record(
+                "fin_intent", "en", 1, {"model": "qwen2.5-72b", "sampling": {"temperature": 0.9}, "cost_usd": 0.25}
+            ),
+            _synth_record(
+                "fin_intent", "zh", 2, {"model": "qwen2.5-72b", "sampling": {"temperature": 0.7}, "cost_usd": 0.5}
+            ),
+            _synth_record("med_triage", "zh", 3, {"model": "gpt-4o", "temperature": 0.7}),
+        ]
+    )
+    summary = summarize(records)
+    assert (summary.seed_records, summary.synth_records) == (1, 3)
+    assert dict(summary.generators) == {"qwen2.5-72b": 2, "gpt-4o": 1}
+    assert summary.parameters == {"temperature": {"0.9", "0.7"}}
+    assert summary.cost_usd == 0.75
+
+
+def test_provenance_of_synthesized_records_reaches_the_card(tmp_path: Path, release: Path, catalog: Catalog) -> None:
+    folder = tmp_path / "release"
+    shutil.copytree(release, folder)
+    path = folder / "data" / "fin_intent" / "train-00000-of-00001.parquet"
+    frame = pl.read_parquet(path)
+    synth = frame.head(2).with_columns(
+        source=pl.lit("synth"),
+        generator=pl.lit("deepseek-v3"),
+        provenance=pl.lit(compact_json({"sampling": {"temperature": 0.8, "top_p": 0.95}, "cost_usd": 1.5})),
+    )
+    pl.concat([frame.slice(2), synth]).write_parquet(path)
+    text = render_card(folder, catalog, CONTEXT)
+    assert "Synthesized records: **2**" in text
+    assert "`deepseek-v3` (2)" in text
+    assert "temperature = 0.8; top_p = 0.95" in text
+    assert "$3.00" in text  # two records at $1.50 each
+
+
+def test_changelog_counts_added_and_removed_records_per_task() -> None:
+    before = pl.DataFrame({"id": ["a", "b", "c"], "task": ["t1", "t1", "t2"]})
+    after = pl.DataFrame({"id": ["a", "c", "d", "e"], "task": ["t1", "t2", "t2", "t3"]})
+    change = diff("v2.0.0", "2025-01-02", after, before, "v1.0.0")
+    assert [(t.task, t.added, t.removed, t.records) for t in change.tasks] == [
+        ("t1", 0, 1, 1),
+        ("t2", 1, 0, 2),
+        ("t3", 1, 0, 1),
+    ]
+    assert (change.added, change.removed, change.records) == (2, 1, 4)
+
+
+def test_card_yaml_is_valid_yaml_and_reads_back_the_same(release: Path) -> None:
+    text = (release / "README.md").read_text(encoding="utf-8")
+    header = yaml.safe_load(text.split("---\n", 2)[1])
+    assert header == DatasetCard(text).data.to_dict()

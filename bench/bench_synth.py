@@ -46,15 +46,17 @@ def server_stats(base_url: str) -> dict:
 
 def run_measured(command: list[str], env: dict[str, str]) -> tuple[str, float, float]:
     """stdout, wall seconds, and peak RSS in MB of one child process (its own rusage, not the sum of children)."""
-    started = time.monotonic()
-    child = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    stdout, stderr = child.communicate()
-    wall = time.monotonic() - started
-    _, status, usage = os.wait4(child.pid, 0) if child.returncode is None else (0, 0, None)
-    if child.returncode:
-        sys.exit(f"bench-synth: {' '.join(command[:4])} failed:\n{stderr[-2000:]}")
-    peak = usage.ru_maxrss / 1024 if usage else float("nan")
-    return stdout, wall, peak
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.monotonic()
+        child = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(child.pid, 0)  # reaps the child itself, so its rusage is its own
+        wall = time.monotonic() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if child.returncode:
+            sys.exit(f"bench-synth: {' '.join(command[:4])} failed:\n{err.read()[-2000:]}")
+        return out.read(), wall, usage.ru_maxrss / 1024
 
 
 def main() -> None:

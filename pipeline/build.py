@@ -27,8 +27,8 @@ from catalog.records import RECORD_COLUMNS
 from catalog.settings import Settings
 from pipeline.hub_layout import write_release_readme
 from pipeline.normalize import comparison_key_expr, normalized_text
-from validation.language import language_problem_expr
-from validation.near_dup import clusters, near_duplicate_pairs
+from validation.language import language_problems
+from validation.near_dup import GROUP_THRESHOLD, NEAR_DUPLICATE_THRESHOLD, clusters, near_duplicate_pairs
 from validation.pii import PII_HINT, find_pii
 from validation.records import check_frame, read_record_file, record_files
 
@@ -41,8 +41,8 @@ PARALLEL_READ_BYTES = 64 * 1024 * 1024
 @dataclass(frozen=True)
 class BuildConfig:
     name: str = "anytasktune"
-    near_duplicate_threshold: float = 0.7  # estimated Jaccard of character n-grams: at or above, one is dropped
-    group_threshold: float = 0.5  # at or above, records share a split group (never one in train, one in test)
+    near_duplicate_threshold: float = NEAR_DUPLICATE_THRESHOLD
+    group_threshold: float = GROUP_THRESHOLD
     validation_share: float = 0.1
     test_share: float = 0.1  # of synthesized groups; gold seeds go to test, exemplar seeds never do
 
@@ -140,9 +140,9 @@ def filter_records(frame: pl.DataFrame, catalog: Catalog, config: BuildConfig) -
     # synthesized records, then the order they were written in, so appending to the store never reshuffles.
     frame = frame.sort(pl.col("source") != "seed", pl.col("role") != "gold", "file", "line", maintain_order=True)
 
-    language = frame.select(
-        pl.coalesce(pl.concat_str(pl.lit(f"{c}: "), language_problem_expr(c)) for c in ("instruction", "input"))
-    ).to_series()
+    reasons = pl.DataFrame([language_problems(frame, column) for column in ("instruction", "input")])
+    language = reasons.select(pl.coalesce(pl.concat_str(pl.lit(f"{c}: "), pl.col(c)) for c in reasons.columns))
+    language = language.to_series()
     frame, gone = _drop(frame, language.is_not_null(), "language", language)
     dropped.append(gone)
 

@@ -36,14 +36,17 @@ def language_problem(text: str, lang: str) -> str | None:
     return None
 
 
-def language_problem_expr(column: str, lang_column: str = "lang") -> pl.Expr:
-    """`language_problem` as a Polars expression over a whole column: the reason, or null when the text is fine."""
-    han = pl.col(column).str.count_matches(_HAN.pattern).cast(pl.Float64)
-    units = han + pl.col(column).str.count_matches(_LATIN_WORD.pattern).cast(pl.Float64)
-    share = pl.when(units > 0).then(han / units).otherwise(0.0)
-    lang = pl.col(lang_column)
-    return (
-        pl.when(units < MIN_UNITS)
+def language_problems(frame: pl.DataFrame, column: str, lang_column: str = "lang") -> pl.Series:
+    """`language_problem` over a whole column at once: the reason per row, or null where the text is fine."""
+    counted = frame.select(
+        pl.col(lang_column).alias("lang"),
+        pl.col(column).str.count_matches(_HAN.pattern).cast(pl.Float64).alias("han"),
+        pl.col(column).str.count_matches(_LATIN_WORD.pattern).cast(pl.Float64).alias("latin"),
+    ).with_columns(units=pl.col("han") + pl.col("latin"))
+    share = pl.when(pl.col("units") > 0).then(pl.col("han") / pl.col("units")).otherwise(0.0)
+    lang = pl.col("lang")
+    reason = (
+        pl.when(pl.col("units") < MIN_UNITS)
         .then(None)
         .when((lang == "zh") & (share < MIN_ZH_HAN_SHARE))
         .then(pl.format("expected Chinese: Han share {} < {}", share.round(2), pl.lit(MIN_ZH_HAN_SHARE)))
@@ -51,3 +54,4 @@ def language_problem_expr(column: str, lang_column: str = "lang") -> pl.Expr:
         .then(pl.format("expected English: Han share {} > {}", share.round(2), pl.lit(MAX_EN_HAN_SHARE)))
         .otherwise(None)
     )
+    return counted.select(reason.alias(column)).to_series()

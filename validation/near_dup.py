@@ -14,6 +14,8 @@ import polars as pl
 NGRAM = {"en": 4, "zh": 3}  # Chinese packs more meaning per character
 NUM_PERM = 64
 BANDS = 16  # 16 bands of 4 rows: pairs with Jaccard near 0.5 and above become candidates
+NEAR_DUPLICATE_THRESHOLD = 0.7  # estimated Jaccard at or above which one of two texts is dropped
+GROUP_THRESHOLD = 0.5  # at or above, two texts share a split group (one never in train while the other is in test)
 FULL_PAIRS_UP_TO = 32  # bucket size up to which every pair in it is compared
 
 
@@ -69,12 +71,12 @@ def near_duplicate_pairs(
         if part.height < 2:
             continue
         sig = signatures(part[key_column].to_list(), NGRAM.get(str(lang), 4), params)
-        band_keys = _band_keys(sig, params.bands, rows)
+        keys = band_keys(sig, params.bands, rows)
         local = pl.DataFrame(
             {
                 "local": np.arange(part.height).repeat(params.bands),
                 "band": np.tile(np.arange(params.bands), part.height),
-                "key": band_keys.ravel(),
+                "key": keys.ravel(),
             }
         )
         buckets = local.group_by("band", "key").agg(pl.col("local").sort()).filter(pl.col("local").list.len() > 1)
@@ -108,7 +110,7 @@ def near_duplicate_pairs(
     return pl.concat(found)
 
 
-def _band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
+def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """One uint64 per (text, band): the band's rows mixed together."""
     shaped = sig[:, : bands * rows].reshape(sig.shape[0], bands, rows)
     key = np.zeros(shaped.shape[:2], dtype=np.uint64)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandera.polars as pa
 import polars as pl
 
 from catalog import Catalog
@@ -17,7 +16,6 @@ from catalog.records import HUMAN_GENERATOR, RECORD_COLUMNS, compact_json, recor
 from validation.language import language_problem
 from validation.outputs import check_output, output_texts
 from validation.report import Report
-from validation.schema import record_schema
 
 REQUIRED_FIELDS = ("task", "lang", "instruction", "input", "output")
 OPTIONAL_FIELDS = ("id", "domain", "source", "generator", "provenance", "role", "scenario")
@@ -118,6 +116,11 @@ def check_frame(
 
     The build checks duplicates and languages in its own vectorised steps and turns those two off here.
     """
+    # Imported here: pandera brings pandas (~180 MB), which reading records and checking one record never need.
+    import pandera.polars as pa
+
+    from validation.schema import record_schema
+
     problems: list[Problem] = []
     broken: set[int] = set()
     try:
@@ -155,7 +158,7 @@ def check_record(row: dict[str, Any], catalog: Catalog, languages: bool = True) 
     spec = catalog.get(row["task"])
     lang = row["lang"]
     found: list[tuple[str, str]] = []
-    if row["instruction"] not in spec.instructions_for(lang):
+    if not catalog.allows_instruction(spec.id, lang, row["instruction"]):
         found.append(("instruction", f"not one of the {lang} instructions of task {spec.id}"))
     for field in ("instruction", "input") if languages else ():
         if reason := language_problem(row[field], lang):

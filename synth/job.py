@@ -1,0 +1,535 @@
+"""The generation job: ask until every (task, language) holds N synthesized records, or a budget is spent.
+
+Work is cut into slots: slot k of (task, language) is one request (two in two-stage mode) whose prompt is a pure
+function of k, so a re-run walks the same slots, finds the answers in the cache and sends nothing for work already
+done. Each answer is parsed, every record checked against the catalog (validation.records.check_record), for PII
+and against near-duplicates of the seeds and of the store; the survivors may go past a judge, and are accepted in
+one synchronous step that never lets a (task, language) exceed N. Rejects go to the quarantine with their reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from catalog import Catalog, TaskSpec
+from catalog.records import compact_json, record_id
+from catalog.settings import Settings
+from synth.cache import ResponseCache
+from synth.client import (
+    BudgetSpent,
+    EndpointRejected,
+    LLMClient,
+    Reply,
+    RequestFailed,
+    ResponseFormatUnsupported,
+)
+from synth.config import Budget, Endpoint, Limits
+from synth.judge import JudgeConfig, judge_request, judge_without_schema, read_verdicts, rubric_hash
+from synth.novelty import NoveltyIndex, SignatureBatcher
+from synth.parsing import Items, read_items, read_message
+from synth.prices import Price
+from synth.prompts import (
+    TEMPLATE_HASH,
+    TEMPLATE_VERSION,
+    Exemplar,
+    Options,
+    SlotPlan,
+    inputs_request,
+    outputs_request,
+    plan_slot,
+    records_request,
+)
+from synth.report import JobStats
+from synth.retry import CircuitOpen
+from synth.store import Existing, SynthStore, read_existing
+from validation.pii import PII_HINT, find_pii
+from validation.records import check_record, read_record_file
+
+JSON_MODE_CAPABILITY = "response_format"
+_PII_HINT = re.compile(PII_HINT)
+SLOT_HEADROOM = 4  # a (task, language) may use this many times the slots a reject-free run needs, then gives up
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    tasks: list[TaskSpec]
+    langs: list[str]
+    per_task: int  # records wanted per (task, language) in the synth store, those already there included
+    options: Options = field(default_factory=Options)
+    judge: JudgeConfig | None = None
+    cache_only: bool = False  # re-read cached answers (after a parser fix, say); never call the endpoint
+
+
+@dataclass
+class _Pair:
+    """The progress of one (task, language)."""
+
+    spec: TaskSpec
+    lang: str
+    target: int
+    stored: int
+    max_slots: int
+    next_slot: int = 0
+    in_flight: int = 0
+    gave_up: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.stored >= self.target or self.gave_up
+
+
+@dataclass
+class _Candidate:
+    item: int
+    row: dict[str, Any]
+    signature: np.ndarray | None = None
+    bands: np.ndarray | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+class SynthJob:
+    def __init__(
+        self,
+        catalog: Catalog,
+        settings: Settings,
+        endpoint: Endpoint,
+        config: JobConfig,
+        limits: Limits | None = None,
+        budget: Budget | None = None,
+        price: Price | None = None,
+        on_progress: Callable[[JobStats], None] | None = None,
+    ):
+        self.catalog, self.settings, self.endpoint, self.config = catalog, settings, endpoint, config
+        limits, budget = limits or Limits(), budget or Budget()
+        price = price or Price(0.0, 0.0, known=False)
+        self.stats = JobStats(price_known=price.known)
+        self.cache = ResponseCache.in_store(settings.synth_dir)
+        self.client = LLMClient(endpoint, limits, budget, price, self.cache, self.stats)
+        self.store = SynthStore(settings.synth_dir)
+        self.novelty = NoveltyIndex()
+        self.batcher = SignatureBatcher(self.novelty)
+        self.limits = limits
+        self.on_progress = on_progress or (lambda stats: None)
+        self._ids: set[str] = set()
+        self._stored_items: set[tuple[str, int]] = set()  # (cache key, item) of records in the store
+        self._exemplars: dict[tuple[str, str], list[Exemplar]] = {}
+        self._pairs: list[_Pair] = []
+        self._changed = asyncio.Condition()
+        self._stopping = False
+        self._cursor = 0
+        self.json_in_prompt = False
+
+    # --- set-up --------------------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        """Count what the store holds; for the pairs still short, index what exists and pick the exemplars."""
+        self.store.open()
+        synthesized = read_existing([self.settings.synth_dir], self.catalog)
+        have: dict[tuple[str, str], set[str]] = {}
+        for record in synthesized:
+            have.setdefault((record.task, record.lang), set()).add(record.id)
+        per_request = self.config.options.records_per_request
+        for spec in self.config.tasks:
+            for lang in self.config.langs:
+                count = len(have.get((spec.id, lang), ()))
+                self.stats.targets[(spec.id, lang)] = self.config.per_task
+                self.stats.existing[(spec.id, lang)] = count
+                if count < self.config.per_task:
+                    slots = SLOT_HEADROOM * math.ceil(self.config.per_task / per_request) + 2
+                    self._pairs.append(_Pair(spec, lang, self.config.per_task, count, slots))
+        if not self._pairs:
+            return  # every target met: a re-run reads nothing more and sends nothing
+        wanted = {(p.spec.id, p.lang) for p in self._pairs}
+        seeds = read_existing([self.settings.seeds_dir], self.catalog)
+        by_pair: dict[tuple[str, str], list[Existing]] = {}
+        for record in seeds + synthesized:
+            self._ids.add(record.id)
+            if (record.task, record.lang) in wanted:
+                by_pair.setdefault((record.task, record.lang), []).append(record)
+        for (task, lang), records in by_pair.items():
+            self.novelty.add_many(task, lang, [r.input for r in records], [r.where for r in records])
+        self._stored_items = self._items_in_store()
+        self._exemplars = self._exemplar_pools(wanted)
+        supported = self.cache.capability(self.endpoint.public_url, self.endpoint.model, JSON_MODE_CAPABILITY)
+        self.json_in_prompt = supported == "unsupported"
+
+    def _items_in_store(self) -> set[tuple[str, int]]:
+        """(cache key, item) of every stored record, from its provenance: a re-read answer's records that are
+        there already are recognised as the same records, not as duplicates."""
+        found: set[tuple[str, int]] = set()
+        for path in sorted(self.settings.synth_dir.glob("*.jsonl")):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    provenance = json.loads(line).get("provenance") or {}
+                    found.add((provenance["cache_key"], int(provenance["item"])))
+                except (json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+                    continue
+        return found
+
+    def _exemplar_pools(self, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], list[Exemplar]]:
+        """Seeds with role `exemplar` only: gold seeds are for evaluation and are never shown to the model."""
+        pools: dict[tuple[str, str], list[Exemplar]] = {}
+        for task in sorted({task for task, _ in wanted}):
+            path = self.settings.seeds_dir / f"{task}.jsonl"
+            if not path.exists():
+                continue
+            frame = read_record_file(path, self.catalog).frame
+            for row in frame.filter(frame["role"] == "exemplar").iter_rows(named=True):
+                if (row["task"], row["lang"]) in wanted:
+                    pools.setdefault((row["task"], row["lang"]), []).append(
+                        Exemplar(row["id"], row["input"], row["output"])
+                    )
+        return pools
+
+    # --- the loop -------------------------------------------------------------------------------------------
+
+    async def run(self) -> JobStats:
+        self._load()
+        self.stats.load_s = self.stats.elapsed
+        self.stats.started = time.monotonic()  # elapsed_s measures the generation loop; load_s the reading before
+        try:
+            workers = [asyncio.create_task(self._worker()) for _ in range(max(1, self.limits.concurrency))]
+            await asyncio.gather(*workers)
+        finally:
+            await self.client.close()
+            self.store.close()
+            self.cache.close()
+        short = [p for p in self._pairs if p.stored < p.target]
+        if short and self.stats.stopped is None:
+            names = ", ".join(f"{p.spec.id}/{p.lang}" for p in short[:5])
+            if self.config.cache_only:
+                self._stop(f"cache-only: the cache holds too few answers for {names}", "cache")
+            else:
+                self._stop(f"too many rejects: gave up on {names} after {short[0].max_slots} slots", "rejects")
+        self.on_progress(self.stats)
+        return self.stats
+
+    async def _worker(self) -> None:
+        while (work := await self._next()) is not None:
+            pair, slot = work
+            try:
+                await self._run_slot(pair, slot)
+            except BudgetSpent as stop:
+                self._stop(str(stop), "budget")
+            except (CircuitOpen, EndpointRejected) as stop:
+                self._stop(self.endpoint.redact(str(stop)), "endpoint")
+            except RequestFailed as failed:
+                self.stats.rejected["request_failed"] += 1
+                self.store.reject(
+                    pair.spec.id,
+                    f"failed:{pair.spec.id}:{pair.lang}:{slot}",
+                    {
+                        "reason": "request_failed",
+                        "detail": str(failed),
+                        "task": pair.spec.id,
+                        "lang": pair.lang,
+                        "slot": slot,
+                    },
+                )
+            finally:
+                async with self._changed:
+                    pair.in_flight -= 1
+                    self._changed.notify_all()
+                self.on_progress(self.stats)
+
+    async def _next(self) -> tuple[_Pair, int] | None:
+        """The next slot to run: round-robin over the pairs that still need records beyond what is in flight."""
+        per_request = self.config.options.records_per_request
+        async with self._changed:
+            while not self._stopping:
+                for offset in range(len(self._pairs)):
+                    pair = self._pairs[(self._cursor + offset) % len(self._pairs)]
+                    if pair.done or pair.stored + pair.in_flight * per_request >= pair.target:
+                        continue
+                    if pair.next_slot >= pair.max_slots:
+                        if pair.in_flight == 0:
+                            pair.gave_up = True
+                        continue
+                    self._cursor = (self._cursor + offset + 1) % len(self._pairs)
+                    pair.in_flight += 1
+                    pair.next_slot += 1
+                    return pair, pair.next_slot - 1
+                if not any(p.in_flight for p in self._pairs):
+                    return None
+                await self._changed.wait()
+        return None
+
+    def _stop(self, reason: str, kind: str) -> None:
+        if self.stats.stopped is None:
+            self.stats.stopped, self.stats.stop_kind = reason, kind
+        self._stopping = True
+
+    # --- one slot -------------------------------------------------------------------------------------------
+
+    async def _run_slot(self, pair: _Pair, slot: int) -> None:
+        spec, lang, options = pair.spec, pair.lang, self.config.options
+        plan = plan_slot(spec, lang, slot, self._exemplars.get((spec.id, lang), []), options)
+        model = self.endpoint.model
+        if options.two_stage:
+            first = await self._ask(lambda j: inputs_request(spec, plan, model, options, j))
+            if first is None:
+                return
+            inputs = read_items(read_message(first.body), "inputs")
+            texts = [t for t in inputs.items if isinstance(t, str) and t.strip()]
+            if not texts:
+                self._reject_answer(pair, plan, first, inputs, stage="inputs")
+                return
+            second = await self._ask(lambda j: outputs_request(spec, plan, texts, model, options, j))
+            if second is None:
+                return
+            outputs = read_items(read_message(second.body), "outputs")
+            items = [{"input": text, "output": out} for text, out in zip(texts, outputs.items, strict=False)]
+            if len(outputs.items) < len(texts):
+                outputs.problem = outputs.problem or "wrong_shape"
+                outputs.detail = outputs.detail or f"{len(outputs.items)} outputs for {len(texts)} inputs"
+            self._reject_answer(pair, plan, second, outputs, stage="outputs")
+            stages = {"inputs_request_id": first.request_id, "inputs_cache_key": first.key}
+            await self._consider(pair, plan, second, items, stages)
+        else:
+            reply = await self._ask(lambda j: records_request(spec, plan, model, options, j))
+            if reply is None:
+                return
+            answer = read_items(read_message(reply.body), "records")
+            self._reject_answer(pair, plan, reply, answer, stage="records")
+            await self._consider(pair, plan, reply, answer.items, {})
+
+    async def _ask(self, build: Callable[[bool], dict[str, Any]]) -> Reply | None:
+        """Send (or find in the cache) the request `build` makes; None when cache-only and not cached."""
+        body = build(self.json_in_prompt)
+        if self.config.cache_only:
+            reply = self.client.cached(body)
+            if reply is not None:
+                self.stats.cache_hits += 1
+            return reply
+        try:
+            return await self.client.complete(body)
+        except ResponseFormatUnsupported:
+            if not self.json_in_prompt:
+                self.json_in_prompt = True
+                self.stats.mode_fallbacks += 1
+                self.cache.set_capability(
+                    self.endpoint.public_url, self.endpoint.model, JSON_MODE_CAPABILITY, "unsupported"
+                )
+            return await self.client.complete(build(True))
+
+    def _reject_answer(self, pair: _Pair, plan: SlotPlan, reply: Reply, answer: Items, stage: str) -> None:
+        """Quarantine what an answer lost as a whole: a refusal, unreadable JSON, a cut-off tail."""
+        if answer.problem is None:
+            return
+        message = read_message(reply.body)
+        self._reject(
+            pair,
+            f"{reply.key}:answer:{answer.problem}",
+            answer.problem,
+            answer.detail,
+            {
+                "slot": plan.slot,
+                "stage": stage,
+                "cache_key": reply.key,
+                "request_id": reply.request_id,
+                "finish_reason": message.finish_reason,
+                "raw": (message.content or message.refusal or "")[:2000],
+            },
+        )
+
+    def _reject(self, pair: _Pair, key: str, reason: str, detail: str, extra: dict[str, Any]) -> None:
+        entry = {"reason": reason, "detail": detail, "task": pair.spec.id, "lang": pair.lang, **extra}
+        if self.store.reject(pair.spec.id, key, entry):  # a re-read answer's rejects are counted once, ever
+            self.stats.rejected[reason] += 1
+
+    # --- records --------------------------------------------------------------------------------------------
+
+    async def _consider(
+        self, pair: _Pair, plan: SlotPlan, reply: Reply, items: list[Any], stages: dict[str, Any]
+    ) -> None:
+        candidates = self._candidates(pair, plan, reply, items, stages)
+        if candidates:
+            signatures = await self.batcher.signatures(pair.lang, [c.row["input"] for c in candidates])
+            for candidate, signature, bands in zip(
+                candidates, signatures, self.novelty.band_keys(signatures), strict=True
+            ):
+                candidate.signature, candidate.bands = signature, bands
+        candidates = [c for c in candidates if self._checked(pair, reply, c)]
+        if candidates and self.config.judge is not None:
+            candidates = await self._judged(pair, reply, candidates)
+        self._accept(pair, reply, candidates)
+
+    def _candidates(
+        self, pair: _Pair, plan: SlotPlan, reply: Reply, items: list[Any], stages: dict[str, Any]
+    ) -> list[_Candidate]:
+        spec, lang = pair.spec, pair.lang
+        message, options = read_message(reply.body), self.config.options
+        share = max(1, len(items))
+        provenance_base = {
+            "model": self.endpoint.model,
+            "response_model": message.model,
+            "params": {**options.sampling(), "records_per_request": options.records_per_request},
+            "template": TEMPLATE_VERSION,
+            "template_hash": TEMPLATE_HASH,
+            "mode": reply.mode,
+            "two_stage": self.config.options.two_stage,
+            "exemplars": [e.id for e in plan.exemplars],
+            "scenario": plan.scenario,
+            "persona": plan.persona,
+            "slot": plan.slot,
+            "request_id": reply.request_id,
+            "completion_id": message.completion_id,
+            "created": message.created,
+            "cache_key": reply.key,
+            "usage": {
+                "prompt_tokens": message.prompt_tokens,
+                "completion_tokens": message.completion_tokens,
+                "records_in_response": len(items),
+                "tokens_per_record": round((message.prompt_tokens + message.completion_tokens) / share, 1),
+            },
+            **stages,
+        }
+        candidates: list[_Candidate] = []
+        for index, item in enumerate(items):
+            if (reply.key, index) in self._stored_items:
+                self.stats.already_stored += 1
+                continue
+            if not isinstance(item, dict) or not isinstance(item.get("input"), str) or "output" not in item:
+                where = {"slot": plan.slot, "item": index, "cache_key": reply.key, "raw": compact_json(item)[:2000]}
+                detail = "an item needs a string `input` and an `output`"
+                self._reject(pair, f"{reply.key}:{index}:wrong_shape", "wrong_shape", detail, where)
+                continue
+            text = item["input"].strip()
+            instruction = plan.instructions[index % len(plan.instructions)]
+            row = {
+                "id": record_id(spec.id, lang, text),
+                "task": spec.id,
+                "domain": spec.domain,
+                "lang": lang,
+                "instruction": instruction,
+                "input": text,
+                "output": _output_string(spec, item["output"]),
+                "source": "synth",
+                "generator": message.model or self.endpoint.model,
+            }
+            candidates.append(_Candidate(index, row, provenance={**provenance_base, "item": index}))
+        return candidates
+
+    def _checked(self, pair: _Pair, reply: Reply, candidate: _Candidate) -> bool:
+        """The record contract, PII and novelty; a failure is quarantined with its reason."""
+        row = candidate.row
+        problems = check_record(row, self.catalog)
+        reason = None
+        if problems:
+            language_only = all(r.startswith("expected ") for _, r in problems)
+            reason = "language" if language_only else "invalid"
+            detail = "; ".join(f"{f}: {r}" for f, r in problems)
+        elif _PII_HINT.search(text := row["input"] + "\n" + row["output"]) and (found := find_pii(text)):
+            reason, detail = "pii", ", ".join(found)
+        else:
+            verdict = self._novelty_problem(pair, candidate)
+            if verdict is not None:
+                reason, detail = verdict
+        if reason is None:
+            return True
+        self._reject_record(pair, reply, candidate, reason, detail)
+        return False
+
+    def _novelty_problem(self, pair: _Pair, candidate: _Candidate) -> tuple[str, str] | None:
+        if candidate.row["id"] in self._ids:
+            return "duplicate", "the same task, language and input exist already"
+        assert candidate.signature is not None
+        near = self.novelty.nearest(pair.spec.id, pair.lang, candidate.signature, candidate.bands)
+        if near is not None:
+            return "near_duplicate", f"similarity {near[1]:.2f} to {near[0]}"
+        return None
+
+    def _reject_record(self, pair: _Pair, reply: Reply, candidate: _Candidate, reason: str, detail: str) -> None:
+        row = candidate.row
+        self._reject(
+            pair,
+            f"{reply.key}:{candidate.item}:{reason}",
+            reason,
+            detail,
+            {
+                "slot": candidate.provenance.get("slot"),
+                "item": candidate.item,
+                "cache_key": reply.key,
+                "request_id": reply.request_id,
+                "id": row["id"],
+                "instruction": row["instruction"],
+                "input": row["input"],
+                "output": row["output"],
+            },
+        )
+
+    async def _judged(self, pair: _Pair, reply: Reply, candidates: list[_Candidate]) -> list[_Candidate]:
+        judge = self.config.judge
+        assert judge is not None
+        body = judge_request(pair.spec, pair.lang, [c.row for c in candidates], judge)
+        if self.json_in_prompt:
+            body = judge_without_schema(body)
+        if self.config.cache_only:
+            answer = self.client.cached(body)
+            if answer is None:
+                return []
+        else:
+            try:
+                answer = await self.client.complete(body)
+            except ResponseFormatUnsupported:
+                answer = await self.client.complete(judge_without_schema(body))
+        kept = []
+        for candidate, verdict in zip(candidates, read_verdicts(answer.body, len(candidates)), strict=True):
+            candidate.provenance["judge"] = {
+                "model": judge.model,
+                "score": verdict.score,
+                "threshold": judge.threshold,
+                "rubric_hash": rubric_hash(pair.spec, pair.lang),
+                "request_id": answer.request_id,
+            }
+            if verdict.score is not None and verdict.score >= judge.threshold:
+                kept.append(candidate)
+            else:
+                reason = "judge_low_score" if verdict.score is not None else "judge_unreadable"
+                detail = f"score {verdict.score} < {judge.threshold}: {verdict.reason}"
+                self._reject_record(pair, reply, candidate, reason, detail)
+        return kept
+
+    def _accept(self, pair: _Pair, reply: Reply, candidates: list[_Candidate]) -> None:
+        """Accept in order until the pair's target: no await in here, so no other slot interleaves."""
+        accepted = []
+        for candidate in candidates:
+            if pair.stored >= pair.target:
+                break  # surplus of a response that finished after the target was met: left in the cache
+            verdict = self._novelty_problem(pair, candidate)  # again: another slot may have accepted a twin
+            if verdict is not None:
+                self._reject_record(pair, reply, candidate, *verdict)
+                continue
+            row = {**candidate.row, "provenance": candidate.provenance}
+            assert candidate.signature is not None
+            self.novelty.add(
+                pair.spec.id, pair.lang, candidate.signature, f"{pair.spec.id}.jsonl (this run)", candidate.bands
+            )
+            self._ids.add(row["id"])
+            self._stored_items.add((reply.key, candidate.item))
+            accepted.append(row)
+            pair.stored += 1
+            self.stats.accepted[(pair.spec.id, pair.lang)] += 1
+        self.store.append(pair.spec.id, accepted)
+
+
+def _output_string(spec: TaskSpec, value: Any) -> str:
+    """The stored form of an output: compact JSON for structured formats (a JSON string is unwrapped first), the
+    text itself otherwise."""
+    if spec.is_structured:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                return value
+        return compact_json(value)
+    return value.strip() if isinstance(value, str) else compact_json(value)

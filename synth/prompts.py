@@ -1,0 +1,250 @@
+"""What one request asks for: prompts built from the catalog, and the JSON schema the answer must fill.
+
+Every request is a pure function of (task, language, slot number, options, seeds), so a re-run rebuilds the very
+same request and finds its answer in the cache. Templates are versioned: their hash goes into provenance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from catalog.spec import TaskSpec
+from synth.personas import PERSONAS
+
+TEMPLATE_VERSION = "2"
+LANG_NAMES = {"en": "English (en)", "zh": "Chinese (zh)"}
+NATIVE = {
+    "en": "Write every input and every free-text value in natural English, set in an English-speaking, common-law "
+    "setting (USD/GBP, local institutions).",
+    "zh": "所有输入与自由文本值都用地道的简体中文书写，情境符合中国大陆（人民币、中国的机构与法律实践），不要翻译腔。",
+}
+
+SYSTEM = (
+    "You write training data for a fine-tuning dataset. Each record pairs an input, as a real person would write "
+    "it, with the output a careful expert gives for the instruction. Names, phone numbers, ID numbers and addresses "
+    "are clearly fictitious or absent. You answer with JSON only."
+)
+TASK = """Task: {name} (id {task}, domain {domain}).
+The instruction the trained model receives:
+{instruction}
+The input is: {input}
+Output format: {format}. The `output` of every record must satisfy this JSON Schema:
+```json
+{schema}
+```"""
+EXAMPLES = "Examples (input, then output):\n{examples}"
+RECORDS = """Scenario to draw from: {scenario}
+Write the inputs as {persona}.
+Target language: {lang_name}. {native}
+Write {n} new records. Every input differs from the examples and from the others in situation, details and length;
+some are long and rambling, some short; include a hard case where it fits. Each output follows the instruction
+exactly. Return {{"records": [{{"input": "...", "output": ...}}, ...]}} with exactly {n} records."""
+INPUTS = """Scenario to draw from: {scenario}
+Write the inputs as {persona}.
+Target language: {lang_name}. {native}
+Write {n} new, varied inputs for this task (only the inputs: no answers). Every input differs from the examples and
+from the others in situation, details and length. Return {{"inputs": ["...", ...]}} with exactly {n} inputs."""
+OUTPUTS = """Target language: {lang_name}. {native}
+Give the expert output for each of these inputs, in order, following the instruction exactly:
+{inputs}
+Return {{"outputs": [...]}} with exactly {n} outputs, the i-th for the i-th input."""
+JSON_ONLY = """Answer with one JSON object and nothing else (no prose, no code fence), valid against this schema:
+```json
+{schema}
+```"""
+TEMPLATES = (SYSTEM, TASK, EXAMPLES, RECORDS, INPUTS, OUTPUTS, JSON_ONLY)
+TEMPLATE_HASH = hashlib.sha256("\x1e".join((TEMPLATE_VERSION, *TEMPLATES)).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    """A seed with role `exemplar`: the only seeds ever shown to the model."""
+
+    id: str
+    input: str
+    output: str
+
+
+@dataclass(frozen=True)
+class Options:
+    records_per_request: int = 5
+    exemplars: int = 3
+    temperature: float = 1.0
+    top_p: float | None = None
+    max_tokens: int | None = None
+    two_stage: bool = False
+
+    def sampling(self) -> dict[str, Any]:
+        """The sampling parameters sent with every request (and recorded in provenance)."""
+        params: dict[str, Any] = {"temperature": self.temperature}
+        if self.top_p is not None:
+            params["top_p"] = self.top_p
+        if self.max_tokens is not None:
+            params["max_tokens"] = self.max_tokens
+        return params
+
+
+@dataclass(frozen=True)
+class SlotPlan:
+    """The random draws of one slot: exemplars, scenario, persona and each record's instruction."""
+
+    task: str
+    lang: str
+    slot: int
+    exemplars: tuple[Exemplar, ...]
+    scenario: str
+    persona: str
+    instructions: tuple[str, ...]
+
+
+def plan_slot(spec: TaskSpec, lang: str, slot: int, pool: list[Exemplar], options: Options) -> SlotPlan:
+    rng = random.Random(f"{spec.id}|{lang}|{slot}")
+    exemplars = tuple(rng.sample(pool, min(options.exemplars, len(pool))))
+    instructions = spec.instructions_for(lang)
+    return SlotPlan(
+        task=spec.id,
+        lang=lang,
+        slot=slot,
+        exemplars=exemplars,
+        scenario=rng.choice(getattr(spec.scenarios, lang)),
+        persona=rng.choice(PERSONAS[lang]),
+        instructions=tuple(rng.choice(instructions) for _ in range(options.records_per_request)),
+    )
+
+
+def records_request(spec: TaskSpec, plan: SlotPlan, model: str, options: Options, json_in_prompt: bool) -> dict:
+    """One-stage request: n complete records."""
+    n = options.records_per_request
+    text = RECORDS.format(**_voice(plan), n=n)
+    return _request(spec, plan, model, options, text, "records", _records_schema(spec, plan.lang, n), json_in_prompt)
+
+
+def inputs_request(spec: TaskSpec, plan: SlotPlan, model: str, options: Options, json_in_prompt: bool) -> dict:
+    """Two-stage, first request: n inputs only."""
+    n = options.records_per_request
+    schema = _wrapper("inputs", {"type": "string", "minLength": 1}, n, {})
+    return _request(spec, plan, model, options, INPUTS.format(**_voice(plan), n=n), "inputs", schema, json_in_prompt)
+
+
+def outputs_request(
+    spec: TaskSpec, plan: SlotPlan, inputs: list[str], model: str, options: Options, json_in_prompt: bool
+) -> dict:
+    """Two-stage, second request: the outputs for the inputs the first one produced."""
+    listed = "\n".join(f"{i}. {json.dumps(text, ensure_ascii=False)}" for i, text in enumerate(inputs, start=1))
+    lang = plan.lang
+    text = OUTPUTS.format(lang_name=LANG_NAMES[lang], native=NATIVE[lang], inputs=listed, n=len(inputs))
+    output, defs = _output_schema(spec, lang)
+    schema = _wrapper("outputs", output, len(inputs), defs)
+    return _request(spec, plan, model, options, text, "outputs", schema, json_in_prompt)
+
+
+def _voice(plan: SlotPlan) -> dict[str, str]:
+    return {
+        "scenario": plan.scenario,
+        "persona": plan.persona,
+        "lang_name": LANG_NAMES[plan.lang],
+        "native": NATIVE[plan.lang],
+    }
+
+
+def _request(
+    spec: TaskSpec,
+    plan: SlotPlan,
+    model: str,
+    options: Options,
+    ask: str,
+    name: str,
+    schema: dict[str, Any],
+    json_in_prompt: bool,
+) -> dict[str, Any]:
+    parts = [_task_text(spec, plan.lang, plan.instructions[0])]
+    if plan.exemplars:
+        parts.append(EXAMPLES.format(examples=_examples(plan.exemplars)))
+    parts.append(ask)
+    if json_in_prompt:
+        parts.append(JSON_ONLY.format(schema=_dumps(schema)))
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}],
+        **options.sampling(),
+    }
+    if not json_in_prompt:
+        body["response_format"] = {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
+    return body
+
+
+# Built once per (spec, language, ...): the same pieces go into thousands of requests. Keyed by the spec object
+# (frozen; the entry keeps it alive, so its id stays its own), as validation.outputs does for its validators.
+_MEMO: dict[tuple[Any, ...], tuple[TaskSpec, Any]] = {}
+
+
+def _memo(spec: TaskSpec, *key: Any, make: Any) -> Any:
+    full = (id(spec), *key)
+    if full not in _MEMO:
+        _MEMO[full] = (spec, make())
+    return _MEMO[full][1]
+
+
+def _task_text(spec: TaskSpec, lang: str, instruction: str) -> str:
+    return _memo(spec, "task", lang, instruction, make=lambda: _make_task_text(spec, lang, instruction))
+
+
+def _make_task_text(spec: TaskSpec, lang: str, instruction: str) -> str:
+    output, defs = _output_schema(spec, lang)
+    schema = {**output, "$defs": defs} if defs else output
+    return TASK.format(
+        name=getattr(spec.name, lang),
+        task=spec.id,
+        domain=spec.domain,
+        instruction=instruction,
+        input=getattr(spec.input, lang),
+        format=spec.output.format,
+        schema=_dumps(schema),
+    )
+
+
+def _examples(exemplars: tuple[Exemplar, ...]) -> str:
+    return "\n\n".join(f"input: {e.input}\noutput: {e.output}" for e in exemplars)
+
+
+def _records_schema(spec: TaskSpec, lang: str, n: int) -> dict[str, Any]:
+    return _memo(spec, "records", lang, n, make=lambda: _make_records_schema(spec, lang, n))
+
+
+def _make_records_schema(spec: TaskSpec, lang: str, n: int) -> dict[str, Any]:
+    output, defs = _output_schema(spec, lang)
+    record = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["input", "output"],
+        "properties": {"input": {"type": "string", "minLength": 1}, "output": output},
+    }
+    return _wrapper("records", record, n, defs)
+
+
+def _wrapper(key: str, items: dict[str, Any], n: int, defs: dict[str, Any]) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [key],
+        "properties": {key: {"type": "array", "minItems": n, "maxItems": n, "items": items}},
+    }
+    if defs:
+        schema["$defs"] = defs
+    return schema
+
+
+def _output_schema(spec: TaskSpec, lang: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The task's output schema in `lang`, split into the schema proper and its `$defs` (they move to the root)."""
+    schema = spec.output_schema(lang)
+    schema.pop("$schema", None)
+    defs = schema.pop("$defs", {})
+    return schema, defs
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -32,6 +32,14 @@ class Catalog:
     def __contains__(self, task_id: object) -> bool:
         return isinstance(task_id, str) and task_id in self._index and self._index[task_id].id == task_id
 
+    def allows_instruction(self, task_id: str, lang: str, text: str) -> bool:
+        """Whether `text` is one of the task's (expanded) instructions in `lang`: a set lookup, for hot loops."""
+        return text in self._instruction_sets.get((task_id, lang), ())
+
+    @cached_property
+    def _instruction_sets(self) -> dict[tuple[str, str], frozenset[str]]:
+        return {(t.id, lang): frozenset(t.instructions_for(lang)) for t in self.tasks for lang in LANGS}
+
     @cached_property
     def _index(self) -> dict[str, TaskSpec]:
         return {key: t for t in self.tasks for key in (t.id, t.code)}

@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
+from datasets import load_dataset
 from huggingface_hub import DatasetCard
 
 from cards import CardContext, render_card, write_card_files
@@ -20,7 +21,6 @@ from catalog import Catalog
 from catalog.layout import SPLITS, config_files
 from catalog.records import compact_json
 from catalog.settings import Settings
-from datasets import load_dataset
 from pipeline.build import build
 from tests.conftest import DATA
 

@@ -1,0 +1,114 @@
+"""Evaluation: predict each test record of the selected tasks, score it by its task's metric, summarize per task and
+language. Predictions are appended as each chunk completes, so an interrupted run resumes where it stopped."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from catalog import Catalog
+from training.metrics import EXTRA_METRICS, score
+
+Predictor = Callable[[Sequence[tuple[str, str]]], list[str]]
+PREDICTIONS_FILE = "predictions.jsonl"
+SCORES_FILE = "scores.json"
+
+
+@dataclass(frozen=True)
+class EvalRun:
+    """Who is evaluated: the row name in the matrix and how the predictions were made."""
+
+    name: str
+    kind: str  # "base", "adapter" or "endpoint"
+    model: str
+    adapter: str | None = None
+
+    @property
+    def is_base(self) -> bool:
+        return self.kind == "base"
+
+
+def read_predictions(path: Path) -> dict[str, dict[str, Any]]:
+    """Predictions already made, by record id; a line cut short by a crash is ignored (its record is redone)."""
+    done: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            done[row["id"]] = row
+    return done
+
+
+def evaluate(
+    catalog: Catalog,
+    records: pl.DataFrame,
+    predict: Predictor,
+    run: EvalRun,
+    out_dir: Path,
+    chunk_size: int = 32,
+) -> dict[str, Any]:
+    """Predict and score `records` (id, task, lang, instruction, input, output); write predictions and scores."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    predictions_path = out_dir / PREDICTIONS_FILE
+    done = read_predictions(predictions_path)
+    todo = [row for row in records.iter_rows(named=True) if row["id"] not in done]
+    with predictions_path.open("a", encoding="utf-8") as sink:
+        for start in range(0, len(todo), chunk_size):
+            chunk = todo[start : start + chunk_size]
+            replies = predict([(row["instruction"], row["input"]) for row in chunk])
+            for row, reply in zip(chunk, replies, strict=True):
+                spec = catalog.get(row["task"])
+                scored = {
+                    "id": row["id"],
+                    "task": row["task"],
+                    "lang": row["lang"],
+                    "prediction": reply,
+                    "reference": row["output"],
+                    "score": score(spec, reply, row["output"]),
+                }
+                for name, extra in EXTRA_METRICS.get(row["task"], {}).items():
+                    scored[name] = extra(reply, row["output"])
+                sink.write(json.dumps(scored, ensure_ascii=False) + "\n")
+                done[row["id"]] = scored
+            sink.flush()
+    wanted = set(records["id"].to_list())
+    summary = summarize(catalog, [row for key, row in done.items() if key in wanted], run)
+    (out_dir / SCORES_FILE).write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
+    return summary
+
+
+def summarize(catalog: Catalog, rows: list[dict[str, Any]], run: EvalRun) -> dict[str, Any]:
+    """Mean score per task, overall and per language, with each task's extra figures."""
+    tasks: dict[str, Any] = {}
+    for spec in catalog:
+        mine = [r for r in rows if r["task"] == spec.id]
+        if not mine:
+            continue
+        entry: dict[str, Any] = {"code": spec.code, "n": len(mine), "score": _mean(r["score"] for r in mine)}
+        for lang in ("en", "zh"):
+            of_lang = [r["score"] for r in mine if r["lang"] == lang]
+            entry[lang] = _mean(of_lang) if of_lang else None
+            entry[f"n_{lang}"] = len(of_lang)
+        for name in EXTRA_METRICS.get(spec.id, {}):
+            entry[name] = _mean(r[name] for r in mine if name in r)
+        tasks[spec.id] = entry
+    return {
+        "name": run.name,
+        "kind": run.kind,
+        "model": run.model,
+        "adapter": run.adapter,
+        "records": len(rows),
+        "tasks": tasks,
+    }
+
+
+def _mean(values: Any) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else 0.0

@@ -30,7 +30,7 @@ from pipeline.normalize import comparison_key_expr, normalized_text
 from validation.language import language_problems
 from validation.near_dup import GROUP_THRESHOLD, NEAR_DUPLICATE_THRESHOLD, clusters, near_duplicate_pairs
 from validation.pii import PII_HINT, find_pii
-from validation.records import check_frame, read_record_file, record_files
+from validation.records import RecordFile, check_frame, read_record_file, record_files
 
 # Why a record was dropped, in the order the filters run.
 REASONS: tuple[str, ...] = ("unreadable", "language", "invalid", "pii", "exact_duplicate", "near_duplicate")
@@ -63,7 +63,7 @@ def build(catalog: Catalog, settings: Settings, config: BuildConfig = BuildConfi
     """Run the whole build and swap the release in; raises BuildError (previous release untouched) on failure."""
     frame, dropped = load_inputs(catalog, settings)
     records_in = _counts(pl.concat([frame.select("task", "lang"), dropped.select("task", "lang")]))
-    frame, more = filter_records(frame, catalog, config)
+    frame, more = filter_records(frame, config)
     dropped = pl.concat([dropped, more])
     frame = assign_splits(frame, config)
     report = build_report(catalog, records_in, dropped, frame, config)
@@ -86,9 +86,9 @@ def load_inputs(catalog: Catalog, settings: Settings) -> tuple[pl.DataFrame, pl.
     workers = min(len(paths), os.cpu_count() or 1) if large else 1
     if workers > 1:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            loaded = list(pool.map(read_record_file, paths, [catalog] * len(paths)))
+            loaded = list(pool.map(_read_checked, paths, [catalog] * len(paths)))
     else:
-        loaded = [read_record_file(path, catalog) for path in paths]
+        loaded = [_read_checked(path, catalog) for path in paths]
     frames, dropped = [], []
     for path, part in zip(paths, loaded, strict=True):
         bad_lines = {p.line for p in part.problems}
@@ -102,6 +102,40 @@ def load_inputs(catalog: Catalog, settings: Settings) -> tuple[pl.DataFrame, pl.
             )
     frame = pl.concat(frames) if frames else pl.DataFrame()
     return frame, _quarantine_rows(pl.DataFrame(dropped, schema=_DROP_SCHEMA) if dropped else None)
+
+
+def _read_checked(path: Path, catalog: Catalog) -> RecordFile:
+    """One record file, normalized and checked record by record where it was read (in a worker, for large stores)."""
+    loaded = read_record_file(path, catalog)
+    structured = [t.id for t in catalog if t.is_structured]
+    frame = loaded.frame.with_columns(
+        normalized_text("instruction"),
+        normalized_text("input"),
+        pl.when(pl.col("task").is_in(structured)).then(pl.col("output")).otherwise(normalized_text("output")),
+    )
+    loaded.frame = check_records(frame, catalog)
+    return loaded
+
+
+def check_records(frame: pl.DataFrame, catalog: Catalog) -> pl.DataFrame:
+    """The record-by-record filters, as one column each of the reason a record fails it (null where it passes):
+    language, the record contract, personal data. Duplicates need all records at once and come later."""
+    reasons = pl.DataFrame([language_problems(frame, column) for column in ("instruction", "input")])
+    language = reasons.select(pl.coalesce(pl.concat_str(pl.lit(f"{c}: "), pl.col(c)) for c in reasons.columns))
+    frame = frame.with_columns(language.to_series().alias("_language"))
+
+    speaks = frame.filter(pl.col("_language").is_null())
+    detail_of: dict[tuple[str, int], list[str]] = {}
+    for p in check_frame(speaks, catalog, duplicates=False, languages=False):
+        detail_of.setdefault((p.file, p.line), []).append(f"{p.field}: {p.reason}")
+    invalid = ["; ".join(detail_of[key]) if key in detail_of else None for key in frame.select("file", "line").rows()]
+
+    hint = frame.select((pl.col("input") + "\n" + pl.col("output")).str.contains(PII_HINT)).to_series()
+    pii = [
+        ", ".join(find_pii(i + "\n" + o)) or None if h else None
+        for i, o, h in zip(frame["input"], frame["output"], hint, strict=True)
+    ]
+    return frame.with_columns(pl.Series("_invalid", invalid, pl.String), pl.Series("_pii", pii, pl.String))
 
 
 _DROP_SCHEMA = {"reason": pl.String, "detail": pl.String, "file": pl.String, "line": pl.Int64, "task": pl.String}
@@ -125,51 +159,20 @@ def _drop(
     return frame.filter(~mask), _quarantine_rows(gone)
 
 
-def filter_records(frame: pl.DataFrame, catalog: Catalog, config: BuildConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Normalize, then drop by language, contract, PII, exact and near duplicates; the kept rows in priority order."""
+def filter_records(frame: pl.DataFrame, config: BuildConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Drop what `check_records` found (language, contract, personal data), then exact and near duplicates; return
+    the kept rows in priority order, with their split group, and the dropped ones as quarantine rows."""
     dropped: list[pl.DataFrame] = []
     if frame.is_empty():
         return frame, _quarantine_rows(None)
-    structured = {t.id for t in catalog if t.is_structured}
-    frame = frame.with_columns(
-        normalized_text("instruction"),
-        normalized_text("input"),
-        pl.when(pl.col("task").is_in(list(structured))).then(pl.col("output")).otherwise(normalized_text("output")),
-    )
     # Priority decides which twin survives and which record leads a split group: seeds (gold first) before
     # synthesized records, then the order they were written in, so appending to the store never reshuffles.
     frame = frame.sort(pl.col("source") != "seed", pl.col("role") != "gold", "file", "line", maintain_order=True)
 
-    reasons = pl.DataFrame([language_problems(frame, column) for column in ("instruction", "input")])
-    language = reasons.select(pl.coalesce(pl.concat_str(pl.lit(f"{c}: "), pl.col(c)) for c in reasons.columns))
-    language = language.to_series()
-    frame, gone = _drop(frame, language.is_not_null(), "language", language)
-    dropped.append(gone)
-
-    problems = check_frame(frame, catalog, duplicates=False, languages=False)
-    detail_of: dict[tuple[str, int], list[str]] = {}
-    for p in problems:
-        detail_of.setdefault((p.file, p.line), []).append(f"{p.field}: {p.reason}")
-    invalid = pl.Series(
-        [
-            "; ".join(detail_of[(f, n)]) if (f, n) in detail_of else None
-            for f, n in frame.select("file", "line").iter_rows()
-        ],
-        dtype=pl.String,
-    )
-    frame, gone = _drop(frame, invalid.is_not_null(), "invalid", invalid)
-    dropped.append(gone)
-
-    hint = frame.select((pl.col("input") + "\n" + pl.col("output")).str.contains(PII_HINT)).to_series()
-    pii = pl.Series(
-        [
-            ", ".join(find_pii(i + "\n" + o)) or None if h else None
-            for i, o, h in zip(frame["input"], frame["output"], hint, strict=True)
-        ],
-        dtype=pl.String,
-    )
-    frame, gone = _drop(frame, pii.is_not_null(), "pii", pii)
-    dropped.append(gone)
+    for reason, column in (("language", "_language"), ("invalid", "_invalid"), ("pii", "_pii")):
+        detail = frame[column]
+        frame, gone = _drop(frame.drop(column), detail.is_not_null(), reason, detail)
+        dropped.append(gone)
 
     first = frame.select(pl.col("id").is_first_distinct()).to_series()
     twin_of = frame.select(

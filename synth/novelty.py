@@ -13,7 +13,7 @@ import asyncio
 import numpy as np
 
 from catalog.records import comparison_key
-from validation.near_dup import NEAR_DUPLICATE_THRESHOLD, NGRAM, Params, band_keys, signatures
+from validation.near_dup import NEAR_DUPLICATE_THRESHOLD, NGRAM, SIGNATURE_DTYPE, Params, band_keys, signatures
 
 # NEAR_DUPLICATE_THRESHOLD is the build's bar too: the synthesizer does not write what the build would throw away.
 
@@ -23,7 +23,7 @@ class _Group:
 
     def __init__(self, num_perm: int, bands: int):
         self.size = 0
-        self.signatures = np.zeros((64, num_perm), dtype=np.uint64)
+        self.signatures = np.zeros((64, num_perm), dtype=SIGNATURE_DTYPE)
         self.bands = np.zeros((64, bands), dtype=np.uint64)
         self.labels: list[str] = []
 

@@ -201,3 +201,12 @@ def test_a_broken_catalog_stops_the_cli_build_before_touching_the_release(data: 
     )  # fmt: skip
     assert result.returncode == 1 and "fin_intent.yaml:1: code: Field required" in result.stderr
     assert (release / "README.md").read_bytes() == stamp
+
+
+def test_text_is_normalized_for_storage_but_chinese_punctuation_stays(data: Settings, catalog: Catalog) -> None:
+    messy = "\ufeff锦程科技发布公告：２０２４年净利润预增\u200b３０％，ＣＥＯ称订单充足。  \r\n\r\n\r\n\r\n  股价涨停！"
+    write_jsonl(
+        data.synth_dir / "part-0001.jsonl", [synth(catalog, "zh", messy, {"sentiment": "正面", "reason": "业绩预增。"})]
+    )
+    kept = build(catalog, data).records.filter(pl.col("source") == "synth")
+    assert kept["input"].to_list() == ["锦程科技发布公告：2024年净利润预增30％，CEO称订单充足。\n\n股价涨停！"]

@@ -152,3 +152,20 @@ def test_the_cli_lists_every_failure_and_exits_non_zero(tmp_path: Path, catalog:
         (4, "output"),
     ]
     assert report["records"] == 4 and not report["ok"]
+
+
+def test_a_line_that_is_not_utf8_is_named_and_the_rest_is_read(tmp_path: Path, catalog: Catalog) -> None:
+    path = tmp_path / "r.jsonl"
+    good = json.dumps(sentiment_record(catalog), ensure_ascii=False).encode()
+    path.write_bytes(
+        good
+        + b"\n"
+        + b'{"task": "\xff\xfe"}\n'
+        + json.dumps(sentiment_record(catalog, "zh"), ensure_ascii=False).encode()
+        + b"\n"
+    )
+    report = validate_files([path], catalog)
+    assert [str(f).split("r.jsonl")[1] for f in report.failures] == [
+        ":2: not UTF-8 text (invalid start byte at byte 10)"
+    ]
+    assert report.records == 3

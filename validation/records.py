@@ -36,22 +36,21 @@ def read_record_file(path: Path, catalog: Catalog) -> RecordFile:
     """Each JSONL line as a full record: ids derived, seed defaults filled; unreadable lines become problems."""
     name = display_path(path)
     problems: list[Problem] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        return RecordFile(
-            pl.DataFrame(schema=FRAME_SCHEMA),
-            [Problem(name, None, None, f"not UTF-8 text ({err.reason} at byte {err.start})")],
-        )
     columns: dict[str, list[Any]] = {c: [] for c in FRAME_COLUMNS}  # columnar: far cheaper than a dict a row
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        row, found = _complete(line, catalog, name, number)
-        problems.extend(found)
-        if row is not None:
-            for column, value in row.items():
-                columns[column].append(value)
+    with path.open("rb") as lines:  # a line at a time: a large store never sits in memory twice
+        for number, raw in enumerate(lines, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                problems.append(Problem(name, number, None, f"not UTF-8 text ({err.reason} at byte {err.start})"))
+                continue
+            if not line.strip():
+                continue
+            row, found = _complete(line, catalog, name, number)
+            problems.extend(found)
+            if row is not None:
+                for column, value in row.items():
+                    columns[column].append(value)
     return RecordFile(pl.DataFrame(columns, schema=FRAME_SCHEMA), problems)
 
 

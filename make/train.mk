@@ -1,4 +1,4 @@
-# Training and evaluation (training/, docs/train.md).
+# Training and evaluation (training/; the README section "Training and evaluation").
 #   make train TASKS=med_key_info MODEL=Qwen/Qwen2-7B     LoRA SFT (CONFIG=configs/train/all.yaml by default)
 #   make eval MODEL=Qwen/Qwen2-7B [ADAPTER=runs/train/<run>/adapter] [ENDPOINT=http://host:8000/v1] [TASKS=...]
 #   make matrix                                          model × task matrix of all runs under runs/eval

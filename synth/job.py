@@ -14,7 +14,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,6 +124,8 @@ class SynthJob:
         self._exemplars: dict[tuple[str, str], list[Exemplar]] = {}
         self._pairs: list[_Pair] = []
         self._changed = asyncio.Condition()
+        self._processing: set[asyncio.Task[None]] = set()  # records being checked after their request returned
+        self._crash: BaseException | None = None
         self._stopping = False
         self._cursor = 0
         self.json_in_prompt = False
@@ -199,6 +201,9 @@ class SynthJob:
         try:
             workers = [asyncio.create_task(self._worker()) for _ in range(max(1, self.limits.concurrency))]
             await asyncio.gather(*workers)
+            await asyncio.gather(*self._processing, return_exceptions=True)
+            if self._crash is not None:
+                raise self._crash
         finally:
             await self.client.close()
             self.store.close()
@@ -216,30 +221,56 @@ class SynthJob:
     async def _worker(self) -> None:
         while (work := await self._next()) is not None:
             pair, slot = work
-            try:
-                await self._run_slot(pair, slot)
-            except BudgetSpent as stop:
-                self._stop(str(stop), "budget")
-            except (CircuitOpen, EndpointRejected) as stop:
-                self._stop(self.endpoint.redact(str(stop)), "endpoint")
-            except RequestFailed as failed:
-                self.stats.rejected["request_failed"] += 1
-                self.store.reject(
-                    pair.spec.id,
-                    f"failed:{pair.spec.id}:{pair.lang}:{slot}",
-                    {
-                        "reason": "request_failed",
-                        "detail": str(failed),
-                        "task": pair.spec.id,
-                        "lang": pair.lang,
-                        "slot": slot,
-                    },
-                )
-            finally:
-                async with self._changed:
-                    pair.in_flight -= 1
-                    self._changed.notify_all()
-                self.on_progress(self.stats)
+            processing = await self._guarded(pair, slot, self._run_slot(pair, slot))
+            if processing is None:
+                await self._settled(pair)
+            else:
+                # The reply is in: this worker (one request's worth of concurrency) asks again at once, while the
+                # records are checked in their own task. The pair counts the slot as in flight until they are.
+                task = asyncio.create_task(self._process(pair, slot, processing))
+                self._processing.add(task)
+                task.add_done_callback(self._processed)
+
+    def _processed(self, task: asyncio.Task[None]) -> None:
+        self._processing.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._crash is None:
+            self._crash = task.exception()  # a bug, not a bad answer: re-raised by run() once the workers stop
+            self._stop("internal error while checking records", "error")
+
+    async def _process(self, pair: _Pair, slot: int, processing: Coroutine[Any, Any, None]) -> None:
+        try:
+            await self._guarded(pair, slot, processing)
+        finally:
+            await self._settled(pair)
+
+    async def _guarded(self, pair: _Pair, slot: int, step: Awaitable[Any]) -> Any:
+        """Await one step of a slot; the failures that end a slot, or the job, are recorded rather than raised."""
+        try:
+            return await step
+        except BudgetSpent as stop:
+            self._stop(str(stop), "budget")
+        except (CircuitOpen, EndpointRejected) as stop:
+            self._stop(self.endpoint.redact(str(stop)), "endpoint")
+        except RequestFailed as failed:
+            self.stats.rejected["request_failed"] += 1
+            self.store.reject(
+                pair.spec.id,
+                f"failed:{pair.spec.id}:{pair.lang}:{slot}",
+                {
+                    "reason": "request_failed",
+                    "detail": str(failed),
+                    "task": pair.spec.id,
+                    "lang": pair.lang,
+                    "slot": slot,
+                },
+            )
+        return None
+
+    async def _settled(self, pair: _Pair) -> None:
+        async with self._changed:
+            pair.in_flight -= 1
+            self._changed.notify_all()
+        self.on_progress(self.stats)
 
     async def _next(self) -> tuple[_Pair, int] | None:
         """The next slot to run: round-robin over the pairs that still need records beyond what is in flight."""
@@ -270,22 +301,23 @@ class SynthJob:
 
     # --- one slot -------------------------------------------------------------------------------------------
 
-    async def _run_slot(self, pair: _Pair, slot: int) -> None:
+    async def _run_slot(self, pair: _Pair, slot: int) -> Coroutine[Any, Any, None] | None:
+        """Send the slot's request(s); return the (not yet started) checking of the records that came back."""
         spec, lang, options = pair.spec, pair.lang, self.config.options
         plan = plan_slot(spec, lang, slot, self._exemplars.get((spec.id, lang), []), options)
         model = self.endpoint.model
         if options.two_stage:
             first = await self._ask(lambda j: inputs_request(spec, plan, model, options, j))
             if first is None:
-                return
+                return None
             inputs = read_items(read_message(first.body), "inputs")
             texts = [t for t in inputs.items if isinstance(t, str) and t.strip()]
             if not texts:
                 self._reject_answer(pair, plan, first, inputs, stage="inputs")
-                return
+                return None
             second = await self._ask(lambda j: outputs_request(spec, plan, texts, model, options, j))
             if second is None:
-                return
+                return None
             outputs = read_items(read_message(second.body), "outputs")
             items = [{"input": text, "output": out} for text, out in zip(texts, outputs.items, strict=False)]
             if len(outputs.items) < len(texts):
@@ -293,14 +325,14 @@ class SynthJob:
                 outputs.detail = outputs.detail or f"{len(outputs.items)} outputs for {len(texts)} inputs"
             self._reject_answer(pair, plan, second, outputs, stage="outputs")
             stages = {"inputs_request_id": first.request_id, "inputs_cache_key": first.key}
-            await self._consider(pair, plan, second, items, stages)
+            return self._consider(pair, plan, second, items, stages)
         else:
             reply = await self._ask(lambda j: records_request(spec, plan, model, options, j))
             if reply is None:
-                return
+                return None
             answer = read_items(read_message(reply.body), "records")
             self._reject_answer(pair, plan, reply, answer, stage="records")
-            await self._consider(pair, plan, reply, answer.items, {})
+            return self._consider(pair, plan, reply, answer.items, {})
 
     async def _ask(self, build: Callable[[bool], dict[str, Any]]) -> Reply | None:
         """Send (or find in the cache) the request `build` makes; None when cache-only and not cached."""

@@ -6,7 +6,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,3 +210,30 @@ def test_an_upload_failing_half_way_leaves_no_tag_and_can_be_retried(
         assert load_ids(hub_env(tmp_path, hub.url), REPO, ("hr_jd_match", "v1.0.0")) == [
             expected_ids(records, "hr_jd_match")
         ]
+
+
+TRAINING_READ_SCRIPT = """
+import json, sys
+from catalog import load_catalog
+from training.data import ReleaseSource, load_split, resolve_release
+catalog = load_catalog()
+specs = [catalog.get(sys.argv[2])]
+folder = resolve_release(ReleaseSource(sys.argv[1], revision=sys.argv[3]), specs)
+print(json.dumps({split: sorted(load_split(folder, specs, split)["id"].to_list()) for split in ("train", "test")}))
+"""
+
+
+def test_training_reads_a_hub_release_at_a_revision(hub_releases: dict) -> None:
+    """`anytasktune train --release org/name --revision vX` sees exactly that revision's records of its tasks."""
+    task, _ = HELD_BACK
+    for version, records in zip(("v0.1.0", "v0.2.0"), hub_releases["records"], strict=True):
+        done = subprocess.run(
+            [sys.executable, "-c", TRAINING_READ_SCRIPT, REPO, task, version],
+            env=hub_releases["child_env"], cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        expected = expected_ids(records, task)
+        assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+            "train": expected["train"],
+            "test": expected["test"],
+        }

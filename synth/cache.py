@@ -24,8 +24,13 @@ def canonical_request(body: dict[str, Any]) -> str:
     return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
+def key_of(canonical: str) -> str:
+    """The cache key of a request already in canonical form (the client needs both, so it canonicalizes once)."""
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def request_key(body: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_request(body).encode()).hexdigest()
+    return key_of(canonical_request(body))
 
 
 class ResponseCache:

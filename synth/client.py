@@ -11,7 +11,6 @@ bookkeeping grows with the number of connections it holds.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Any
 import httpx2
 import openai
 
-from synth.cache import ResponseCache, canonical_request, request_key
+from synth.cache import ResponseCache, canonical_request, key_of, request_key
 from synth.config import Budget, Endpoint, Limits
 from synth.prices import Price
 from synth.ratelimit import AdaptiveConcurrency, RateLimiter
@@ -121,7 +120,7 @@ class LLMClient:
 
     async def complete(self, body: dict[str, Any]) -> Reply:
         canonical = canonical_request(body)
-        key = hashlib.sha256(canonical.encode()).hexdigest()
+        key = key_of(canonical)
         if (hit := self.cached(body, key)) is not None:
             self.stats.cache_hits += 1
             return hit

@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from catalog.records import compact_json
 from catalog.spec import TaskSpec
 from synth.personas import PERSONAS
 
@@ -166,7 +167,7 @@ def _request(
         parts.append(EXAMPLES.format(examples=_examples(plan.exemplars)))
     parts.append(ask)
     if json_in_prompt:
-        parts.append(JSON_ONLY.format(schema=_dumps(schema)))
+        parts.append(JSON_ONLY.format(schema=compact_json(schema)))
     body: dict[str, Any] = {
         "model": model,
         "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}],
@@ -203,7 +204,7 @@ def _make_task_text(spec: TaskSpec, lang: str, instruction: str) -> str:
         instruction=instruction,
         input=getattr(spec.input, lang),
         format=spec.output.format,
-        schema=_dumps(schema),
+        schema=compact_json(schema),
     )
 
 
@@ -244,7 +245,3 @@ def _output_schema(spec: TaskSpec, lang: str) -> tuple[dict[str, Any], dict[str,
     schema.pop("$schema", None)
     defs = schema.pop("$defs", {})
     return schema, defs
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

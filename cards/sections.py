@@ -120,6 +120,8 @@ def _cell(text: str, limit: int | None = None) -> str:
     text = " ".join(text.split())
     if limit and len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
+        if text.count("`") % 2:  # a code span cut open would swallow the rest of the table row
+            text = text[:-1] + "`…"
     return text.replace("|", "\\|")
 
 

@@ -214,3 +214,11 @@ def test_card_yaml_is_valid_yaml_and_reads_back_the_same(release: Path) -> None:
     text = (release / "README.md").read_text(encoding="utf-8")
     header = yaml.safe_load(text.split("---\n", 2)[1])
     assert header == DatasetCard(text).data.to_dict()
+
+
+def test_table_cells_cut_short_never_leave_a_code_span_open() -> None:
+    from cards.sections import _cell
+
+    cut = _cell("返回 JSON，键为 `sentiment` 与 `reason`，其中 `sentiment` 取正面、中性或负面之一", limit=24)
+    assert cut.count("`") % 2 == 0 and cut.endswith("…")
+    assert _cell("a | b") == "a \\| b"

@@ -40,7 +40,7 @@ def read_record_file(path: Path, catalog: Catalog) -> RecordFile:
     with path.open("rb") as lines:  # a line at a time: a large store never sits in memory twice
         for number, raw in enumerate(lines, start=1):
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as err:
                 problems.append(Problem(name, number, None, f"not UTF-8 text ({err.reason} at byte {err.start})"))
                 continue

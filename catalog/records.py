@@ -27,7 +27,8 @@ SEED_ROLES: tuple[str, ...] = ("exemplar", "gold")
 HUMAN_GENERATOR = "human"
 ID_LENGTH = 16
 
-_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
+ZERO_WIDTH = "[\u200b\u200c\u200d\u2060\ufeff]"  # zero-width spaces and joiners, and the BOM
+_ZERO_WIDTH = re.compile(ZERO_WIDTH)
 _SPACES = re.compile(r"\s+")
 
 

@@ -12,7 +12,7 @@ import json
 import multiprocessing
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -306,7 +306,7 @@ def _write_quarantine(staging: Path, dropped: pl.DataFrame) -> None:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def _write_atomically(target: Path, write: callable) -> None:
+def _write_atomically(target: Path, write: Callable[[Path], None]) -> None:
     """Write into a staging path beside `target`, then swap it in; on any failure `target` stays as it was."""
     staging = target.with_name(f".staging-{target.name}")
     backup = target.with_name(f".previous-{target.name}")

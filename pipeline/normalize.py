@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import polars as pl
 
+from catalog.records import ZERO_WIDTH
+
 _FULL_WIDTH = [chr(c) for c in range(0xFF10, 0xFF1A)] + [chr(c) for c in range(0xFF21, 0xFF3B)]
 _FULL_WIDTH += [chr(c) for c in range(0xFF41, 0xFF5B)]
 _HALF_WIDTH = [chr(ord(c) - 0xFEE0) for c in _FULL_WIDTH]
-ZERO_WIDTH = "[\u200b\u200c\u200d\u2060\ufeff]"
 
 
 def normalized_text(column: str) -> pl.Expr:

@@ -57,7 +57,7 @@ def run_build(data_dir: Path) -> tuple[float, int]:
     """Wall seconds and peak resident bytes of `anytasktune build` on `data_dir`."""
     env = {**os.environ, "ANYTASKTUNE_DATA_DIR": str(data_dir)}
     start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "pipeline", "build"], cwd=REPO, env=env, stdout=subprocess.PIPE)
+    process = subprocess.Popen([sys.executable, "-m", "cli", "build"], cwd=REPO, env=env, stdout=subprocess.PIPE)
     peak = 0
 
     def sample() -> None:

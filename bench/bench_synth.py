@@ -84,7 +84,7 @@ def main() -> None:
         baseline = json.loads(baseline_out)
 
         synth = [
-            sys.executable, "-m", "pipeline", "synth", "--tasks", "all", "--langs", ",".join(LANGS),
+            sys.executable, "-m", "cli", "synth", "--tasks", "all", "--langs", ",".join(LANGS),
             "--per-task", str(per_task), "--records-per-request", str(RECORDS_PER_REQUEST),
             "--concurrency", str(CAPACITY), "--model", "fake-model", "--base-url", base_url, "--json",
             "--no-progress",

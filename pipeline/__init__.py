@@ -1,1 +1,1 @@
-"""Orchestration: the build jobs and the command line behind the make targets. Nothing imports this package."""
+"""The build only: Polars jobs from records to a release folder, published atomically."""

@@ -1,5 +1,5 @@
 """A Hub-compatible server on loopback for the tests: the Hub's write API in memory, on top of the read API of
-`pipeline.hub_server`.
+`publish.hub_server`.
 
 It answers what `HfApi.create_repo`, `upload_folder` (validate-yaml, preupload, LFS batch, PUT upload, commit),
 `create_tag` and `list_repo_refs` send, and what `snapshot_download` and `datasets.load_dataset` read. Parquet and
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from pipeline.hub_server import _API, HubReadHandler, make_server
-from pipeline.registry import TreeEntry
+from publish.hub_server import _API, HubReadHandler, make_server
+from publish.registry import TreeEntry
 
 LFS_SUFFIXES = (".parquet", ".png")
 
@@ -60,7 +60,7 @@ class MemoryStore:
         self.uploads = 0
         self.lock = threading.Lock()
 
-    # -- the read side, as `pipeline.hub_server` expects it --------------------------------------------------------
+    # -- the read side, as `publish.hub_server` expects it --------------------------------------------------------
     def exists(self, repo_id: str) -> bool:
         return repo_id in self.repos
 

@@ -196,7 +196,7 @@ def test_a_broken_catalog_stops_the_cli_build_before_touching_the_release(data: 
     stamp = (release / "README.md").read_bytes()
     (data.tasks_dir / "fin_intent.yaml").write_text("id: fin_intent\n", encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "build"], capture_output=True, text=True, cwd=data.data_dir.parent, check=False,
+        [sys.executable, "-m", "cli", "build"], capture_output=True, text=True, cwd=data.data_dir.parent, check=False,
         env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent), "PATH": ""},
     )  # fmt: skip
     assert result.returncode == 1 and "fin_intent.yaml:1: code: Field required" in result.stderr

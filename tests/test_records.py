@@ -140,7 +140,7 @@ def test_the_cli_lists_every_failure_and_exits_non_zero(tmp_path: Path, catalog:
         ],
     )
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "validate", str(path), "--json"],
+        [sys.executable, "-m", "cli", "validate", str(path), "--json"],
         capture_output=True, text=True, cwd=Path(__file__).parent.parent, check=False,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from cards.release_data import read_release
 from catalog import Catalog
-from pipeline.cli import app
+from cli.main import app
 from tests.fake_hub import FakeHub
 from tests.test_release_local import HELD_BACK, built, expected_ids, hub_env, load_ids
 

@@ -66,7 +66,7 @@ def test_closed_set_seeds_cover_their_labels_with_none_dominating(catalog: Catal
 
 def test_seeds_stats_prints_a_row_per_task_and_language(catalog: Catalog) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "seeds", "stats"], capture_output=True, text=True, cwd=REPO, check=True
+        [sys.executable, "-m", "cli", "seeds", "stats"], capture_output=True, text=True, cwd=REPO, check=True
     )
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "task" not in line]
     assert len(rows) == 2 * len(catalog)

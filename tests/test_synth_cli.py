@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
+from cli.main import app
 from tests.conftest import DATA, REPO
 from tests.fake_openai import FakeConfig, FakeOpenAI
 
@@ -32,7 +32,7 @@ def test_without_an_endpoint_synth_exits_at_once_with_a_clear_message(data_dir: 
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     env["ANYTASKTUNE_DATA_DIR"] = str(data_dir)
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline", "synth", "--per-task", "5"],
+        [sys.executable, "-m", "cli", "synth", "--per-task", "5"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2

@@ -23,7 +23,7 @@ RECORDS_PER_REQUEST = 2
 
 def synth_command(base_url: str) -> list[str]:
     return [
-        sys.executable, "-m", "pipeline", "synth", "--tasks", ",".join(TASKS), "--per-task", str(PER_TASK),
+        sys.executable, "-m", "cli", "synth", "--tasks", ",".join(TASKS), "--per-task", str(PER_TASK),
         "--records-per-request", str(RECORDS_PER_REQUEST), "--concurrency", str(CONCURRENCY),
         "--model", "fake-model", "--base-url", base_url, "--no-progress", "--json",
     ]  # fmt: skip

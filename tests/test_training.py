@@ -16,7 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from catalog import Catalog
-from pipeline.cli import app
+from cli.main import app
 from tests.tiny_model import seed_release, tiny_model_dir
 from training.data import load_split
 from training.execution import plan_execution

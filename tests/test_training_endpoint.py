@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from catalog import Catalog
-from pipeline.cli import app
+from cli.main import app
 from tests.tiny_model import seed_release
 from tests.training_endpoint import ChatServer
 from training.data import load_split

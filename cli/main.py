@@ -1,4 +1,4 @@
-"""The `anytasktune` command: what the Makefile targets call."""
+"""The `anytasktune` command: the catalog, validate, seeds and build commands, and each layer's own commands."""
 
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ from typing import Annotated
 
 import typer
 
+from cards.seed_stats import seed_stats
 from catalog import Catalog, CatalogError, load_catalog
 from catalog.errors import Problem, display_path
 from catalog.loader import load_task_file
 from catalog.settings import Settings
-from pipeline import release_cli, synth_cli, train_cli
+from cli import release as release_commands
+from cli import synth as synth_commands
+from cli import train as train_commands
+from cli.tables import print_table
 from pipeline.build import BuildConfig, build
-from pipeline.seed_stats import seed_stats
-from pipeline.tables import print_table
 from validation.records import validate_files
 from validation.report import Report
 
@@ -135,5 +137,5 @@ def build_command(
     typer.echo(f"release: {display_path(result.release)}  quarantine: {display_path(result.quarantine)}")
 
 
-for _layer in (synth_cli, release_cli, train_cli):
+for _layer in (synth_commands, release_commands, train_commands):
     _layer.register(app)

@@ -12,10 +12,10 @@ import typer
 from catalog import CatalogError, load_catalog
 from catalog.errors import display_path
 from catalog.settings import Settings
-from pipeline.hub import REPO_VARIABLE, HubError, HubTarget
-from pipeline.registry import LocalRegistry, RegistryError, registry_root
-from pipeline.release import DEFAULT_NAMESPACE, Destination, ReleaseError, pull, release
-from pipeline.versions import VersionError
+from publish.hub import REPO_VARIABLE, HubError, HubTarget
+from publish.registry import LocalRegistry, RegistryError, registry_root
+from publish.release import DEFAULT_NAMESPACE, Destination, ReleaseError, pull, release
+from publish.versions import VersionError
 
 NameOption = Annotated[str, typer.Option(help="Dataset name: the build folder and the repository name.")]
 VersionOption = Annotated[str, typer.Option("--version", help="The release tag, vMAJOR.MINOR.PATCH (e.g. v1.0.0).")]
@@ -116,7 +116,7 @@ def register(app: typer.Typer) -> None:
 
         Colleagues run HF_ENDPOINT=http://HOST:PORT and load_dataset("<namespace>/<name>", config, revision="v1.0.0").
         """
-        from pipeline.hub_server import RegistryStore, make_server
+        from publish.hub_server import RegistryStore, make_server
 
         store = RegistryStore(LocalRegistry(registry or registry_root()), namespace)
         server = make_server(store, host, port)

@@ -21,10 +21,10 @@ from cards.release_data import read_release
 from catalog import Catalog
 from catalog.errors import Problem, display_path
 from catalog.settings import Settings
-from pipeline.hub import HubTarget, hub_tags, publish_to_hub, pull_from_hub
-from pipeline.registry import LocalRegistry
-from pipeline.release_check import check_release
-from pipeline.versions import check_new_version, parse_version
+from publish.hub import HubTarget, hub_tags, publish_to_hub, pull_from_hub
+from publish.registry import LocalRegistry
+from publish.release_check import check_release
+from publish.versions import check_new_version, parse_version
 
 DEFAULT_NAMESPACE = "anytasktune"  # the organisation in repo ids of a shared local registry: <namespace>/<name>
 PREVIOUS_FILES = ["data/**", "changelog.json"]

@@ -1,0 +1,1 @@
+"""Releases: the local git registry, the Hub, the Hub-compatible server, versions and the checks before publishing."""

@@ -51,6 +51,7 @@ from synth.prompts import (
 from synth.report import JobStats
 from synth.retry import CircuitOpen
 from synth.store import Existing, SynthStore, read_existing
+from validation.language import is_language_reason
 from validation.pii import PII_HINT, find_pii
 from validation.records import check_record, read_record_file
 
@@ -457,11 +458,11 @@ class SynthJob:
         problems = check_record(row, self.catalog)
         reason = None
         if problems:
-            language_only = all(r.startswith("expected ") for _, r in problems)
+            language_only = all(is_language_reason(r) for _, r in problems)
             reason = "language" if language_only else "invalid"
             detail = "; ".join(f"{f}: {r}" for f, r in problems)
         elif _PII_HINT.search(text := row["input"] + "\n" + row["output"]) and (found := find_pii(text)):
-            reason, detail = "pii", ", ".join(found)
+            reason, detail = "pii", ", ".join(map(str, found))
         else:
             verdict = self._novelty_problem(pair, candidate)
             if verdict is not None:

@@ -26,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-FAULTS = ("429", "500", "slow", "invalid_json", "length", "refusal", "parrot")
+FAULTS = ("429", "500", "slow", "invalid_json", "length", "refusal", "parrot", "pii", "wrong_language")
 _EN_TEXT = (
     "the patient said pain started after dinner last week and it got worse at night while walking to work with "
     "family history of problems bank account transfer fee card loan insurance claim policy refund delayed order "
@@ -230,6 +230,16 @@ class FakeOpenAI:
             # A model that copies its exemplars with a word changed: near-duplicates of the seeds.
             for record in value["records"]:
                 record["input"] = examples[0] + (" 好" if lang == "zh" else " ok")
+        if fault in ("pii", "wrong_language") and isinstance(value, dict) and isinstance(value.get("records"), list):
+            for record in value["records"]:
+                if fault == "pii":  # a model that leaks a phone number into its record
+                    record["input"] = str(record.get("input", "")) + (
+                        " 电话13912345678。" if lang == "zh" else " Call 415-555-2671."
+                    )
+                else:  # a model that answers in the wrong language
+                    record["input"] = (
+                        "東京の自動車部品メーカーは、海外需要の減少により通期の業績予想を下方修正したと発表した。"
+                    )
         content: str | None = json.dumps(value, ensure_ascii=False)
         finish, refusal = "stop", None
         if fault == "invalid_json":

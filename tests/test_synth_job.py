@@ -83,7 +83,7 @@ def test_job_fills_every_task_and_language_with_valid_records(catalog, store_dir
     assert per_pair(rows) == {(t, lang): 7 for t in TASKS for lang in ("en", "zh")}
     assert stats.stopped is None and sum(stats.accepted.values()) == 42
     assert len({r["id"] for r in rows}) == len(rows)
-    report = validate_files([store_dir / "synth"], catalog)
+    report = validate_files([store_dir / "synth"], catalog, store_dir / "seeds")
     assert report.ok, report.render()
     assert all(r["id"] == record_id(r["task"], r["lang"], r["input"]) for r in rows)
 
@@ -137,7 +137,14 @@ def test_growing_the_target_only_asks_for_the_difference(catalog, store_dir, ser
 
 @pytest.mark.parametrize(
     ("fault", "reason"),
-    [("invalid_json", "invalid_json"), ("length", "truncated"), ("refusal", "refusal"), ("parrot", "near_duplicate")],
+    [
+        ("invalid_json", "invalid_json"),
+        ("length", "truncated"),
+        ("refusal", "refusal"),
+        ("parrot", "near_duplicate"),
+        ("pii", "pii"),
+        ("wrong_language", "language"),
+    ],
 )
 def test_bad_answers_are_quarantined_with_their_reason(catalog, store_dir, server, fault, reason):
     server.config.faults = {fault: 3}
@@ -146,7 +153,7 @@ def test_bad_answers_are_quarantined_with_their_reason(catalog, store_dir, serve
     quarantined = [r for r in rejects(store_dir) if r["reason"] == reason]
     assert quarantined and stats.rejected[reason] == len(quarantined)
     assert all(r["task"] in TASKS and r["cache_key"] for r in quarantined)
-    assert validate_files([store_dir / "synth"], catalog).ok
+    assert validate_files([store_dir / "synth"], catalog, store_dir / "seeds").ok
 
 
 def test_a_truncated_answer_keeps_its_complete_records(catalog, store_dir, server):
@@ -205,7 +212,7 @@ def test_two_stage_mode_asks_for_inputs_then_outputs(catalog, store_dir, server)
     rows = stored(store_dir)
     assert len(rows) == 6 and server.stats.received == 4
     assert all(r["provenance"]["two_stage"] and r["provenance"]["inputs_request_id"] for r in rows)
-    assert validate_files([store_dir / "synth"], catalog).ok
+    assert validate_files([store_dir / "synth"], catalog, store_dir / "seeds").ok
 
 
 def test_the_job_stops_cleanly_at_the_request_budget(catalog, store_dir, server):

@@ -159,6 +159,13 @@ class _Ask(Enum):
     LINGUA = "lingua"
 
 
+REASON_PREFIX = "reads as "  # every reason below starts so: callers tell language problems from others by it
+
+
+def is_language_reason(reason: str) -> bool:
+    return reason.startswith(REASON_PREFIX)
+
+
 def language_problem(text: str, lang: str) -> str | None:
     """Why `text` does not read as `lang`, or None when it does (or is too short, or `lang` is not en or zh)."""
     if lang not in ("en", "zh") or not text:

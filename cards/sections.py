@@ -46,12 +46,14 @@ FORMAT_NAMES = {
 }
 FUNNEL_NAMES = {
     "in": "records read (seeds and synth store)",
-    "unreadable": "dropped: unreadable line (not JSON, missing fields)",
+    "unreadable": "dropped: unreadable line (not JSON, missing fields, not valid text)",
+    "too_long": "dropped: input or output longer than the task's limit",
     "language": "dropped: wrong language",
     "invalid": "dropped: breaks the task contract (instruction, output schema)",
     "pii": "dropped: personal data found",
     "exact_duplicate": "dropped: exact duplicate input",
-    "near_duplicate": "dropped: near-duplicate input",
+    "near_duplicate": "dropped: near-duplicate of a kept record's input",
+    "gold_leak": "dropped: an exemplar in the split group of a gold record",
     "out": "published",
 }
 TABLE_INSTRUCTION_CHARS = 110

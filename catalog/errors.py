@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,8 @@ class CatalogError(Exception):
 
 def display_path(path: Path) -> str:
     """A path as the user would type it: relative to the working directory when it is below it."""
+    # Absolute, not resolved: a path through a symlink (the build's stable release path) keeps its name.
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(Path(os.path.abspath(path)).relative_to(os.path.abspath(Path.cwd())))
     except ValueError:
         return str(path)

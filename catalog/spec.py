@@ -23,6 +23,7 @@ MetricName = Literal[
     "mean",
 ]
 STRUCTURED_FORMATS = frozenset({"items", "fields", "labels", "object"})
+DEFAULT_MAX_CHARS = 12_000  # of an input or an output; a task may set its own `max_chars`
 LABEL_SEPARATOR = {"en": ", ", "zh": "、"}
 MIN_SCENARIOS = 12
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -84,6 +85,8 @@ class TaskSpec(_Strict):
     closed_sets: dict[str, list[ClosedLabel]] = Field(default_factory=dict)
     metric: MetricSpec
     scenarios: Scenarios
+    # Longer inputs or outputs are quarantined as `too_long`: a page of text is ~3,000 characters.
+    max_chars: int = Field(default=DEFAULT_MAX_CHARS, ge=200)
     _expanded: dict[str, list[str]] = PrivateAttr(default_factory=dict)
 
     def labels(self, set_name: str, lang: str) -> list[str]:

@@ -96,7 +96,7 @@ def validate(
         report.failures.extend(load_task_file(path)[1])
     record_targets = [p for p in targets if p.exists() and p not in yaml_files]
     if catalog is not None:
-        report.extend(validate_files(record_targets, catalog))
+        report.extend(validate_files(record_targets, catalog, settings.seeds_dir))
     elif record_targets:
         typer.echo("records not checked: the catalog they are checked against is invalid", err=True)
     typer.echo(report.to_json() if as_json else report.render())
@@ -135,6 +135,13 @@ def build_command(
         result.report["rows"] + [{"task": "total", "lang": "", **result.report["totals"]}], title="build report"
     )
     typer.echo(f"release: {display_path(result.release)}  quarantine: {display_path(result.quarantine)}")
+    typer.echo("seconds: " + ", ".join(f"{step} {s:.1f}" for step, s in result.seconds.items()), err=True)
+    if result.report.get("overridden_claims"):
+        typer.echo(
+            f"{result.report['overridden_claims']} claims of `source: seed` or a seed role outside the seeds folder "
+            "were overridden (run `anytasktune validate` to list them)",
+            err=True,
+        )
 
 
 for _layer in (synth_commands, release_commands, train_commands):

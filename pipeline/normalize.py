@@ -1,7 +1,12 @@
-"""Text normalisation for storage: whitespace, zero-width characters and full-width letters and digits.
+"""Text normalisation for storage: hygiene, whitespace, zero-width characters, full-width letters and digits.
 
 Only what is unambiguous is changed: full-width Latin letters and digits become ASCII, but full-width
 punctuation stays, so Chinese text keeps its ，。：（）. NFKC is for comparison keys only (catalog.records).
+
+Hygiene, applied to every text column (structured outputs too, whose JSON never needs these characters raw):
+ANSI escape sequences, NUL and the other C0/C1 control characters (tab and newline aside), and bidirectional
+embedding, override and isolate controls (U+202A–U+202E, U+2066–U+2069) are removed, and the record is kept:
+they carry no content and only change how a text displays (U+202E can make a text read backwards).
 """
 
 from __future__ import annotations
@@ -15,10 +20,20 @@ _FULL_WIDTH += [chr(c) for c in range(0xFF41, 0xFF5B)]
 _HALF_WIDTH = [chr(ord(c) - 0xFEE0) for c in _FULL_WIDTH]
 
 
+# CSI (ESC [ … final byte) and OSC (ESC ] … BEL or ESC \) sequences first, so their parameters go with them.
+_ANSI = r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]?"
+_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
+
+
+def without_controls(column: str) -> pl.Expr:
+    """`column` with escape sequences, control and bidi-override characters removed (the hygiene above)."""
+    return pl.col(column).str.replace_all(_ANSI, "").str.replace_all(_CONTROL, "")
+
+
 def normalized_text(column: str) -> pl.Expr:
     """The stored form of a free-text column."""
     return (
-        pl.col(column)
+        without_controls(column)
         .str.replace_all(ZERO_WIDTH, "")
         .str.replace_all("\r\n?", "\n")
         .str.replace_many(_FULL_WIDTH, _HALF_WIDTH)
@@ -26,16 +41,4 @@ def normalized_text(column: str) -> pl.Expr:
         .str.replace_all(" *\n *", "\n")
         .str.replace_all("\n{3,}", "\n\n")
         .str.strip_chars()
-    )
-
-
-def comparison_key_expr(column: str) -> pl.Expr:
-    """`catalog.records.comparison_key` as a Polars expression, for dedup over whole columns."""
-    return (
-        pl.col(column)
-        .str.replace_all(ZERO_WIDTH, "")
-        .str.normalize("NFKC")
-        .str.replace_all(r"\s+", " ")
-        .str.strip_chars()
-        .str.to_lowercase()
     )

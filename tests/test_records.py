@@ -37,12 +37,12 @@ def sentiment_record(catalog: Catalog, lang: str = "en", **changes: Any) -> dict
 
 
 def _failures(path: Path, catalog: Catalog) -> list[str]:
-    return [str(p) for p in validate_files([path], catalog).failures]
+    return [str(p) for p in validate_files([path], catalog, path.parent).failures]
 
 
 def test_well_formed_records_in_both_languages_pass(tmp_path: Path, catalog: Catalog) -> None:
     path = write_jsonl(tmp_path / "ok.jsonl", [sentiment_record(catalog, "en"), sentiment_record(catalog, "zh")])
-    report = validate_files([path], catalog)
+    report = validate_files([path], catalog, path.parent)
     assert report.ok, report.render()
     assert (report.files, report.records) == (1, 2)
 
@@ -81,8 +81,8 @@ def test_a_wrong_language_is_caught_both_ways(tmp_path: Path, catalog: Catalog) 
     unknown_lang = {**sentiment_record(catalog), "lang": "fr"}
     path = write_jsonl(tmp_path / "r.jsonl", [english_as_zh, chinese_as_en, unknown_lang])
     failures = _failures(path, catalog)
-    assert any(":1 [" in f and "input: expected Chinese" in f for f in failures)
-    assert any(":2 [" in f and "input: expected English" in f for f in failures)
+    assert any(":1 [" in f and "input: reads as English" in f and "expected zh" in f for f in failures)
+    assert any(":2 [" in f and "input: reads as Chinese" in f and "expected en" in f for f in failures)
     assert any(":3 [" in f and "lang: 'fr' fails isin" in f for f in failures)
 
 
@@ -145,11 +145,14 @@ def test_the_cli_lists_every_failure_and_exits_non_zero(tmp_path: Path, catalog:
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
+    # The file is not under the seeds folder, so its seed roles are claims the build would override: listed too.
     assert [(f["line"], f["field"]) for f in report["failures"]] == [
         (1, None),
         (2, "task"),
+        (3, "role"),
         (4, "output"),
         (4, "output"),
+        (4, "role"),
     ]
     assert report["records"] == 4 and not report["ok"]
 
@@ -164,7 +167,7 @@ def test_a_line_that_is_not_utf8_is_named_and_the_rest_is_read(tmp_path: Path, c
         + json.dumps(sentiment_record(catalog, "zh"), ensure_ascii=False).encode()
         + b"\n"
     )
-    report = validate_files([path], catalog)
+    report = validate_files([path], catalog, path.parent)
     assert [str(f).split("r.jsonl")[1] for f in report.failures] == [
         ":2: not UTF-8 text (invalid start byte at byte 10)"
     ]

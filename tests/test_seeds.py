@@ -20,7 +20,7 @@ MIN_GOLD_PER_LANGUAGE = 2
 
 
 def test_every_seed_is_valid(catalog: Catalog) -> None:
-    report = validate_files([DATA / "seeds"], catalog)
+    report = validate_files([DATA / "seeds"], catalog, DATA / "seeds")
     assert report.ok, report.render()
     assert report.files == len(catalog) and report.records >= 2 * MIN_PER_LANGUAGE * len(catalog)
 

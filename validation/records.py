@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,10 @@ from validation.outputs import check_output, output_texts
 from validation.report import Report
 
 REQUIRED_FIELDS = ("task", "lang", "instruction", "input", "output")
-OPTIONAL_FIELDS = ("id", "domain", "source", "generator", "provenance", "role", "scenario")
+# `group` ties a record to its translation (or any record it must share a split with), across languages and tasks.
+OPTIONAL_FIELDS = ("id", "domain", "source", "generator", "provenance", "role", "scenario", "group")
 _REQUIRED, _ALLOWED = frozenset(REQUIRED_FIELDS), frozenset(REQUIRED_FIELDS + OPTIONAL_FIELDS)
-FRAME_COLUMNS = (*RECORD_COLUMNS, "role", "file", "line")
+FRAME_COLUMNS = (*RECORD_COLUMNS, "role", "group", "file", "line")
 FRAME_SCHEMA = {c: (pl.Int64 if c == "line" else pl.String) for c in FRAME_COLUMNS}
 
 
@@ -30,15 +32,24 @@ class RecordFile:
 
     frame: pl.DataFrame
     problems: list[Problem]
+    # Claims a file outside the seeds folder may not make (`source: seed`, a seed role): overridden, and listed here.
+    overridden: list[Problem] = dataclass_field(default_factory=list)
 
 
-def read_record_file(path: Path, catalog: Catalog) -> RecordFile:
-    """Each JSONL line as a full record: ids derived, seed defaults filled; unreadable lines become problems."""
+def read_record_file(path: Path, catalog: Catalog, *, trusted: bool = True) -> RecordFile:
+    """Each JSONL line as a full record: ids derived, seed defaults filled; unreadable lines become problems.
+
+    `trusted` is for files under the seeds folder: only they may carry `source: seed` and a seed role. Any other
+    file's records are synthesized whatever their lines claim, and each overridden claim is listed.
+    """
     name = display_path(path)
     problems: list[Problem] = []
+    overridden: list[Problem] = []
     columns: dict[str, list[Any]] = {c: [] for c in FRAME_COLUMNS}  # columnar: far cheaper than a dict a row
     with path.open("rb") as lines:  # a line at a time: a large store never sits in memory twice
         for number, raw in enumerate(lines, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a BOM an editor wrote: not part of the record
+                raw = raw[3:]
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as err:
@@ -46,15 +57,42 @@ def read_record_file(path: Path, catalog: Catalog) -> RecordFile:
                 continue
             if not line.strip():
                 continue
-            row, found = _complete(line, catalog, name, number)
+            row, found = _complete(line, catalog, name, number, trusted)
+            if row is not None and not trusted:
+                row, claims = _distrust(row, name, number)
+                overridden.extend(claims)
             problems.extend(found)
             if row is not None:
                 for column, value in row.items():
                     columns[column].append(value)
-    return RecordFile(pl.DataFrame(columns, schema=FRAME_SCHEMA), problems)
+    return RecordFile(pl.DataFrame(columns, schema=FRAME_SCHEMA), problems, overridden)
 
 
-def _complete(line: str, catalog: Catalog, name: str, number: int) -> tuple[dict[str, Any] | None, list[Problem]]:
+def _distrust(row: dict[str, Any], name: str, number: int) -> tuple[dict[str, Any], list[Problem]]:
+    """A record from outside the seeds folder, as what it is: synthesized, with no seed role."""
+    claims = []
+    if row["source"] == "seed":
+        claims.append(Problem(name, number, "source", "'seed' is only for files under the seeds folder: read as synth"))
+    if row["role"] is not None:
+        claims.append(Problem(name, number, "role", f"{row['role']!r} is only for seed files: dropped"))
+    if not claims:
+        return row, []
+    generator = row["generator"] if row["generator"] != HUMAN_GENERATOR else ""
+    return {**row, "source": "synth", "role": None, "generator": generator or "unknown"}, claims
+
+
+def _unpaired_surrogate(value: str) -> int | None:
+    """Where a lone UTF-16 surrogate sits in a decoded JSON string (`"\\ud83d"` alone), or None when there is none."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return err.start
+    return None
+
+
+def _complete(
+    line: str, catalog: Catalog, name: str, number: int, trusted: bool = True
+) -> tuple[dict[str, Any] | None, list[Problem]]:
     def problem(field: str | None, reason: str) -> Problem:
         return Problem(name, number, field, reason)
 
@@ -73,6 +111,10 @@ def _complete(line: str, catalog: Catalog, name: str, number: int) -> tuple[dict
         for key, value in raw.items()
         if value is not None and not isinstance(value, str) and key != "provenance"
     ]
+    for key, value in raw.items():  # JSON may spell a lone surrogate, which no UTF-8 text (or Parquet) can hold
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if (at := _unpaired_surrogate(text)) is not None:
+            problems.append(problem(key, f"a lone surrogate \\u{ord(text[at]):04x} at character {at}: not valid text"))
     if problems:
         return None, problems
     if raw["task"] not in catalog:
@@ -82,13 +124,13 @@ def _complete(line: str, catalog: Catalog, name: str, number: int) -> tuple[dict
     derived = record_id(raw["task"], raw["lang"], raw["input"])
     if raw.get("id") not in (None, derived):
         problems.append(problem("id", f"{raw['id']!r} is not the id derived from task, lang and input ({derived})"))
-    source = raw.get("source") or "seed"
+    source = raw.get("source") or ("seed" if trusted else "synth")  # a line that says nothing is what its file is
     provenance = raw.get("provenance")
     if provenance is None:
         provenance = compact_json({"scenario": raw["scenario"]} if raw.get("scenario") else {})
     elif isinstance(provenance, dict):
         provenance = compact_json(provenance)
-    if source == "seed" and raw.get("role") is None:
+    if source == "seed" and trusted and raw.get("role") is None:
         problems.append(problem("role", "a seed record needs a role (exemplar or gold)"))
     row = {
         "id": derived,
@@ -102,6 +144,7 @@ def _complete(line: str, catalog: Catalog, name: str, number: int) -> tuple[dict
         "generator": raw.get("generator") or (HUMAN_GENERATOR if source == "seed" else ""),
         "provenance": provenance,
         "role": raw.get("role"),
+        "group": raw.get("group"),
         "file": name,
         "line": number,
     }
@@ -118,7 +161,7 @@ def check_frame(
     # Imported here: pandera brings pandas (~180 MB), which reading records and checking one record never need.
     import pandera.polars as pa
 
-    from validation.schema import record_schema
+    from validation.schema import DOMAIN_CHECK, record_schema
 
     problems: list[Problem] = []
     broken: set[int] = set()
@@ -131,6 +174,11 @@ def check_frame(
                 continue
             row = frame.row(index, named=True)
             broken.add(index)
+            if case["check"] == DOMAIN_CHECK:  # a frame-wide check: name the field, not the whole row
+                expected = catalog.get(row["task"]).domain if row["task"] in catalog else "?"
+                reason = f"{row['domain']!r} is not the domain of task {row['task']} ({expected!r})"
+                problems.append(Problem(row["file"], row["line"], "domain", reason, row["id"]))
+                continue
             problems.append(
                 Problem(
                     row["file"], row["line"], case["column"] or "record", _pandera_reason(case, frame, index), row["id"]
@@ -189,13 +237,19 @@ def record_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def validate_files(paths: Iterable[Path], catalog: Catalog) -> Report:
+def is_trusted(path: Path, seeds_dir: Path) -> bool:
+    """Only files under the seeds folder may carry `source: seed` and seed roles."""
+    return path.resolve().is_relative_to(seeds_dir.resolve())
+
+
+def validate_files(paths: Iterable[Path], catalog: Catalog, seeds_dir: Path) -> Report:
     """Read and check each record file; one report for all of them."""
     report = Report()
     for path in record_files(paths):
-        loaded = read_record_file(path, catalog)
+        loaded = read_record_file(path, catalog, trusted=is_trusted(path, seeds_dir))
         report.files += 1
         report.records += loaded.frame.height + len({(p.file, p.line) for p in loaded.problems})
         report.failures.extend(loaded.problems)
+        report.failures.extend(loaded.overridden)
         report.failures.extend(check_frame(loaded.frame, catalog))
     return report

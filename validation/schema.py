@@ -11,6 +11,8 @@ from catalog import Catalog
 from catalog.records import ID_LENGTH, SEED_ROLES, SOURCES
 from catalog.spec import LANGS
 
+DOMAIN_CHECK = "domain is not the task's domain"
+
 
 def _is_json_object(data: pa.PolarsData) -> pl.LazyFrame:
     # Parsed once per distinct value: provenance repeats a lot (one template, one model), and parsing is Python.
@@ -51,7 +53,7 @@ def record_schema(catalog: Catalog, unique_ids: bool = True) -> pa.DataFrameSche
                 lambda data: data.lazyframe.select(
                     pl.col("task").replace_strict(domain_of_task, default=None).eq(pl.col("domain")).fill_null(False)
                 ),
-                error="domain is not the task's domain",
+                error=DOMAIN_CHECK,
             )
         ],
         name="record",

@@ -127,7 +127,7 @@ def build_command(
     """Build the release from the seeds and the synth store: filters, dedup, split, Parquet in Hub layout."""
     catalog = _catalog_or_exit()
     settings = Settings.from_env()
-    result = build(catalog, settings, BuildConfig(name=name))
+    result = build(catalog, settings, BuildConfig(name=name), keep_records=False)
     if as_json:
         typer.echo(json.dumps(result.report, ensure_ascii=False, indent=2))
         return

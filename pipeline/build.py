@@ -14,6 +14,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -34,21 +35,22 @@ from pipeline.hub_layout import write_release_readme
 from pipeline.normalize import normalized_text, without_controls
 from pipeline.runs import Run, new_run, publish, quarantine_path, recover, release_path
 from validation.keys import dedup_key_expr
-from validation.language import language_problems
+from validation.language import LINGUA_PENDING, language_problems
 from validation.near_dup import (
     GROUP_THRESHOLD,
     NEAR_DUPLICATE_THRESHOLD,
     VERIFY_MARGIN,
     Params,
-    candidate_pairs,
+    candidate_pairs_of,
     components,
     exact_jaccard,
     keep_first_of_twins,
     lsh_recall,
+    signatures_by_language,
 )
 from validation.outputs import OutputError, output_texts
 from validation.pii import pii_problems
-from validation.records import RecordFile, check_frame, is_trusted, read_record_file, record_files
+from validation.records import FRAME_SCHEMA, check_frame, is_trusted, iter_record_chunks, record_files
 
 # The per-record steps, in the order they run: a record failing several is quarantined under the first.
 RECORD_STEPS: tuple[str, ...] = ("too_long", "language", "invalid", "pii")
@@ -93,66 +95,169 @@ class _Clock:
         self._last = now
 
 
-def build(catalog: Catalog, settings: Settings, config: BuildConfig = BuildConfig()) -> BuildResult:
-    """Run the whole build and publish it; on any failure the previous release stays current, untouched."""
+def build(
+    catalog: Catalog, settings: Settings, config: BuildConfig = BuildConfig(), *, keep_records: bool = True
+) -> BuildResult:
+    """Run the whole build and publish it; on any failure the previous release stays current, untouched.
+
+    `keep_records` returns the published records (with split, split group, role, file and line) in memory as well;
+    the command leaves it off, so memory follows the work in flight rather than the size of the store.
+    """
     build_dir = settings.build_dir
     with _exclusive(build_dir / f".lock-{config.name}"):  # two builds of one name would race for the pointer
         recover(build_dir, config.name)
-        clock = _Clock()
-        frame, dropped, overridden = load_inputs(catalog, settings)
-        clock.lap("read and check")
-        records_in = _counts(pl.concat([frame.select("task", "lang"), dropped.select("task", "lang")]))
-        frame, more, steps = filter_records(frame, config, clock)
-        dropped = pl.concat([dropped, more])
-        frame, leaks = assign_splits(frame, config)
-        dropped = pl.concat([dropped, leaks])
-        clock.lap("split")
-        report = build_report(catalog, records_in, dropped, frame, config)
-        read = sum(records_in.values())
-        if read != frame.height + dropped.height:  # the promise that nothing disappears, checked on every build
-            raise BuildError(f"{read} records read but {frame.height} kept and {dropped.height} quarantined")
-        report["steps"] = steps
-        report["overridden_claims"] = len(overridden)
         run = new_run(build_dir, config.name)
-        _write_release(run, frame, catalog, report, config)
-        _write_quarantine(run.quarantine, dropped)
-        clock.lap("write")
+        work = run.root / "work"
+        try:
+            clock = _Clock()
+            index, sig, unreadable, overridden = load_inputs(catalog, settings, work)
+            clock.lap("read and check")
+            index, late = _ask_lingua(index, work, catalog)
+            clock.lap("lingua")
+            kept, decisions, steps = filter_records(index, sig, work, config, clock)
+            kept, leaks = assign_splits(kept, config)
+            decisions = pl.concat([decisions, leaks.select(decisions.columns)])
+            clock.lap("split")
+            dropped = pl.concat(
+                [
+                    unreadable.select("task", "lang", "reason"),
+                    index.filter(pl.col("_reason").is_not_null()).select("task", "lang", reason="_reason"),
+                    decisions.select("task", "lang", "reason"),
+                ]
+            )
+            records_in = _counts(pl.concat([index.select("task", "lang"), unreadable.select("task", "lang")]))
+            read = sum(records_in.values())
+            if read != kept.height + dropped.height:  # the promise that nothing disappears, checked on every build
+                raise BuildError(f"{read} records read but {kept.height} kept and {dropped.height} quarantined")
+            report = build_report(catalog, records_in, dropped, kept, config)
+            report["steps"] = steps
+            report["overridden_claims"] = len(overridden)
+            every = pl.concat([decisions, late])  # the late language drops are in the index's counts already
+            records = _write_outputs(run, work, kept, every, unreadable, catalog, report, config, keep_records)
+            clock.lap("write")
+            shutil.rmtree(work, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(run.root, ignore_errors=True)  # never published; a killed build's run is cleaned later
+            raise
         publish(build_dir, config.name, run)
     release = release_path(build_dir, config.name)
-    return BuildResult(release, quarantine_path(build_dir, config.name), report, frame, clock.seconds)
+    return BuildResult(release, quarantine_path(build_dir, config.name), report, records, clock.seconds)
 
 
-def load_inputs(catalog: Catalog, settings: Settings) -> tuple[pl.DataFrame, pl.DataFrame, list]:
-    """All seed and synth records as one frame, checked record by record; lines that cannot be read go straight
-    to the quarantine. Also returns the claims overridden at the trust boundary (synth lines saying they are seeds).
+@dataclass
+class _Checked:
+    """What reading and checking one file leaves for the parent: a compact index, not the records themselves."""
 
-    Large stores are read a file per process: parsing JSON lines is Python work, and the store is sharded by file.
+    index: pl.DataFrame  # INDEX_COLUMNS, one row per readable record; `_reason` is the per-record step it failed
+    signatures: Path  # .npy: one row per record that passed every per-record step, in index order
+    unreadable: list[dict]
+    overridden: list
+
+
+INDEX_COLUMNS = ("id", "task", "lang", "source", "role", "group", "file", "line", "_reason", "_lingua")
+_INDEX_SCHEMA = {c: FRAME_SCHEMA.get(c, pl.Boolean if c == "_lingua" else pl.String) for c in INDEX_COLUMNS}
+CHUNK_LINES = 20_000  # records read, checked and spilled at a time in each worker: its memory follows this
+
+
+def load_inputs(
+    catalog: Catalog, settings: Settings, work: Path
+) -> tuple[pl.DataFrame, np.ndarray, pl.DataFrame, list]:
+    """Read and check every seed and synth record, spilling the checked records to `work/<task>/*.parquet`.
+
+    Returns the index of all readable records, the MinHash signatures of those that passed the per-record steps
+    (aligned with them in index order), the quarantine rows of lines that could not be read, and the claims
+    overridden at the trust boundary. Large stores are read a file per process: parsing JSON is Python work.
     """
     sources = [settings.seeds_dir] + ([settings.synth_dir] if settings.synth_dir.exists() else [])
     paths = record_files(sources)
-    trusted = [is_trusted(path, settings.seeds_dir) for path in paths]
+    jobs = [(path, catalog, is_trusted(path, settings.seeds_dir), work, n) for n, path in enumerate(paths)]
     large = sum(p.stat().st_size for p in paths) > PARALLEL_READ_BYTES
     workers = min(len(paths), os.cpu_count() or 1) if large else 1
     if workers > 1:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_die_with_parent) as pool:
-            loaded = list(pool.map(_read_checked, paths, [catalog] * len(paths), trusted))
+            checked = list(pool.map(_check_file, *zip(*jobs, strict=True)))
     else:
-        loaded = [_read_checked(path, catalog, trust) for path, trust in zip(paths, trusted, strict=True)]
-    frames, dropped, overridden = [], [], []
-    for path, part in zip(paths, loaded, strict=True):
-        overridden.extend(part.overridden)
-        bad_lines = {p.line for p in part.problems}
-        frames.append(part.frame.filter(~pl.col("line").is_in(list(bad_lines))) if bad_lines else part.frame)
-        task = path.stem if path.stem in catalog else None
+        checked = [_check_file(*job) for job in jobs]
+    index = pl.concat([c.index for c in checked]) if checked else pl.DataFrame(schema=_INDEX_SCHEMA)
+    passed = pl.col("_reason").is_null()  # the records that have a signature, in order
+    index = index.with_columns(pl.when(passed).then(passed.cum_sum() - 1).cast(pl.UInt32).alias("_sig_row"))
+    # Loaded only now that the workers are gone: held during the read, they would sit beside the workers' memory.
+    signed = [np.load(c.signatures) for c in checked]
+    sig = np.concatenate(signed) if signed else np.zeros((0, Params().num_perm), dtype=np.uint16)
+    unreadable = [row for c in checked for row in c.unreadable]
+    rows = pl.DataFrame(unreadable, schema=_DROP_SCHEMA) if unreadable else None
+    return index, sig, _quarantine_rows(rows), [p for c in checked for p in c.overridden]
+
+
+def _check_file(path: Path, catalog: Catalog, trusted: bool, work: Path, number: int) -> _Checked:
+    """One record file, a chunk at a time: normalized, checked, spilled per task; its index and signatures kept."""
+    indexes, signatures, unreadable, overridden = [], [], [], []
+    task = path.stem if path.stem in catalog else None
+    chunks = iter_record_chunks(path, catalog, trusted=trusted, lines_per_chunk=CHUNK_LINES)
+    for chunk_number, chunk in enumerate(chunks):
+        overridden.extend(chunk.overridden)
+        bad_lines = {p.line for p in chunk.problems}
         for line in sorted(bad_lines, key=lambda n: n or 0):
-            found = [p for p in part.problems if p.line == line]
+            found = [p for p in chunk.problems if p.line == line]
             detail = "; ".join(f"{p.field}: {p.reason}" if p.field else p.reason for p in found)
-            dropped.append(
-                {"reason": "unreadable", "detail": detail, "file": found[0].file, "line": line, "task": task}
-            )
-    frame = pl.concat(frames) if frames else pl.DataFrame()
-    return frame, _quarantine_rows(pl.DataFrame(dropped, schema=_DROP_SCHEMA) if dropped else None), overridden
+            where = {"file": found[0].file, "line": line, "task": task}
+            unreadable.append({"reason": "unreadable", "detail": detail, **where})
+        frame = chunk.frame.filter(~pl.col("line").is_in(list(bad_lines))) if bad_lines else chunk.frame
+        if frame.is_empty():
+            continue
+        frame = check_records(_normalized(frame, catalog), catalog, lingua=False)
+        columns = [f"_{step}" for step in RECORD_STEPS]
+        failed = (pl.when(pl.col(f"_{s}").is_not_null()).then(pl.lit(s)) for s in RECORD_STEPS)
+        frame = frame.with_columns(pl.coalesce(failed).alias("_reason"), pl.coalesce(columns).alias("_detail"))
+        frame = frame.drop(columns)
+        frame = frame.with_columns(pl.when(pl.col("_reason").is_null()).then(dedup_key_expr("input")).alias("_key"))
+        passing = frame.filter(pl.col("_reason").is_null())
+        signatures.append(signatures_by_language(passing["_key"], passing["lang"]))
+        indexes.append(frame.select(INDEX_COLUMNS))
+        for (task_id,), part in frame.group_by(["task"], maintain_order=True):
+            folder = work / str(task_id)
+            folder.mkdir(parents=True, exist_ok=True)
+            spill = folder / f"{number:05d}-{chunk_number:05d}.parquet"
+            part.write_parquet(spill, compression="zstd", compression_level=1)
+    index = pl.concat(indexes) if indexes else pl.DataFrame(schema=_INDEX_SCHEMA)
+    sig = np.concatenate(signatures) if signatures else np.zeros((0, Params().num_perm), dtype=np.uint16)
+    signed = work / "_signatures" / f"{number:05d}.npy"
+    signed.parent.mkdir(parents=True, exist_ok=True)
+    np.save(signed, sig)
+    return _Checked(index, signed, unreadable, overridden)
+
+
+def _ask_lingua(index: pl.DataFrame, work: Path, catalog: Catalog) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Decide the languages the workers left to lingua (records that passed every other step), once.
+
+    lingua runs in a short-lived process of its own: its models (~310 MB) are then never resident beside the
+    build's index. Returns the index with the wrong-language records marked `language`, and their decisions.
+    """
+    pending = index.filter(pl.col("_reason").is_null() & pl.col("_lingua")).select("file", "line")
+    if pending.is_empty():
+        return index, pl.DataFrame(schema=DECISIONS_SCHEMA)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context, initializer=_die_with_parent) as pool:
+        late = pool.submit(_lingua_decisions, pending, work, catalog).result()
+    marks = late.select("file", "line", _late="reason")
+    index = index.join(marks, on=["file", "line"], how="left", maintain_order="left")
+    index = index.with_columns(pl.coalesce("_reason", "_late").alias("_reason")).drop("_late")
+    return index, late
+
+
+def _lingua_decisions(pending: pl.DataFrame, work: Path, catalog: Catalog) -> pl.DataFrame:
+    """The `language` decisions for the pending records, read back from the spill (in the lingua process)."""
+    rows = (
+        pl.scan_parquet(work / "*" / "*.parquet")
+        .select("file", "line", "task", "lang", "input", "output")
+        .join(pending.lazy(), on=["file", "line"], how="inner")
+        .collect(engine="streaming")
+    )
+    rows = rows.with_columns(_output_text(rows, catalog).alias("_output_text"))
+    flagged = rows.with_columns(_language_reasons(rows, lingua=True)[0]).filter(pl.col("_language").is_not_null())
+    everything = pl.Series([True] * flagged.height, dtype=pl.Boolean)
+    return _drop(flagged.with_columns(detail=pl.col("_language")), everything, "language")[1]
 
 
 def _die_with_parent() -> None:
@@ -165,11 +270,10 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _read_checked(path: Path, catalog: Catalog, trusted: bool) -> RecordFile:
-    """One record file, normalized and checked record by record where it was read (in a worker, for large stores)."""
-    loaded = read_record_file(path, catalog, trusted=trusted)
+def _normalized(frame: pl.DataFrame, catalog: Catalog) -> pl.DataFrame:
+    """The stored form of each text column: free text normalized, structured outputs only cleaned of controls."""
     structured = [t.id for t in catalog if t.is_structured]
-    frame = loaded.frame.with_columns(
+    return frame.with_columns(
         normalized_text("instruction"),
         normalized_text("input"),
         pl.when(pl.col("task").is_in(structured))
@@ -177,13 +281,12 @@ def _read_checked(path: Path, catalog: Catalog, trusted: bool) -> RecordFile:
         .otherwise(normalized_text("output"))
         .alias("output"),
     )
-    loaded.frame = check_records(frame, catalog)
-    return loaded
 
 
-def check_records(frame: pl.DataFrame, catalog: Catalog) -> pl.DataFrame:
+def check_records(frame: pl.DataFrame, catalog: Catalog, *, lingua: bool = True) -> pl.DataFrame:
     """The per-record steps, as one column each (`_too_long`, `_language`, `_invalid`, `_pii`) holding the reason
-    a record fails that step, or null where it passes."""
+    a record fails that step, or null where it passes. With `lingua=False`, `_lingua` marks the records whose
+    language only lingua can decide (the build's parent asks it, so workers never load its models)."""
     limit = pl.col("task").replace_strict({t.id: t.max_chars for t in catalog}, default=DEFAULT_MAX_CHARS)
     too_long = pl.coalesce(
         pl.when((length := pl.col(column).str.len_chars()) > limit).then(
@@ -193,10 +296,7 @@ def check_records(frame: pl.DataFrame, catalog: Catalog) -> pl.DataFrame:
     )
     frame = frame.with_columns(too_long.alias("_too_long"), _output_text(frame, catalog).alias("_output_text"))
     # The instruction is checked by the contract (one of the task's own), so language looks at what was written.
-    checked = {"input": "input", "output": "_output_text"}
-    language = pl.DataFrame([language_problems(frame, column).alias(name) for name, column in checked.items()])
-    language = language.select(pl.coalesce(pl.concat_str(pl.lit(f"{name}: "), pl.col(name)) for name in checked))
-    frame = frame.with_columns(language.to_series().alias("_language")).drop("_output_text")
+    frame = frame.with_columns(_language_reasons(frame, lingua)).drop("_output_text")
 
     speaks = frame.filter(pl.col("_language").is_null() & pl.col("_too_long").is_null())
     detail_of: dict[tuple[str, int], list[str]] = {}
@@ -206,6 +306,16 @@ def check_records(frame: pl.DataFrame, catalog: Catalog) -> pl.DataFrame:
     return frame.with_columns(
         pl.Series("_invalid", invalid, pl.String), pii_problems(frame, ("input", "output")).alias("_pii")
     )
+
+
+def _language_reasons(frame: pl.DataFrame, lingua: bool) -> list[pl.Expr | pl.Series]:
+    """`_language` (the field and reason) and `_lingua` (a decision left to lingua) from input and output text."""
+    checked = {"input": "input", "output": "_output_text"}
+    found = pl.DataFrame([language_problems(frame, c, lingua=lingua).alias(name) for name, c in checked.items()])
+    pending = found.select(pl.any_horizontal(pl.col(name) == LINGUA_PENDING for name in checked).fill_null(False))
+    settled = found.select(pl.when(pl.col(n) != LINGUA_PENDING).then(pl.col(n)) for n in checked)
+    reason = settled.select(pl.coalesce(pl.concat_str(pl.lit(f"{name}: "), pl.col(name)) for name in checked))
+    return [reason.to_series().alias("_language"), pending.to_series().alias("_lingua")]
 
 
 def _output_text(frame: pl.DataFrame, catalog: Catalog) -> pl.Series:
@@ -251,14 +361,28 @@ def _quarantine_rows(frame: pl.DataFrame | None) -> pl.DataFrame:
     return frame.with_columns(missing).select([pl.col(c).cast(t) for c, t in _QUARANTINE_SCHEMA.items()])
 
 
+DECISIONS_SCHEMA = {
+    "file": pl.String,
+    "line": pl.Int64,
+    "task": pl.String,
+    "lang": pl.String,
+    "reason": pl.String,
+    "detail": pl.String,
+    "twin": pl.String,
+    "similarity": pl.Float64,
+}
+
+
 def _drop(frame: pl.DataFrame, mask: pl.Series, reason: str, **columns: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split `frame` by `mask`: the kept rows, and the dropped ones as quarantine rows with reason and detail.
+    """Split `frame` by `mask`: the kept rows, and the dropped ones as decisions (reason, detail, twin, similarity).
 
     A null in the mask counts as false: filtering on null would drop the row from both sides, silently.
     """
     mask = mask.fill_null(False)
     gone = frame.with_columns(pl.lit(reason).alias("reason"), *(v.alias(k) for k, v in columns.items())).filter(mask)
-    return frame.filter(~mask), _quarantine_rows(gone)
+    missing = [pl.lit(None, t).alias(c) for c, t in DECISIONS_SCHEMA.items() if c not in gone.columns]
+    gone = gone.with_columns(missing).select([pl.col(c).cast(t) for c, t in DECISIONS_SCHEMA.items()])
+    return frame.filter(~mask), gone
 
 
 def _step(steps: list[dict], name: str, before: int, after: int) -> None:
@@ -266,82 +390,75 @@ def _step(steps: list[dict], name: str, before: int, after: int) -> None:
 
 
 def filter_records(
-    frame: pl.DataFrame, config: BuildConfig, clock: _Clock | None = None
+    index: pl.DataFrame, sig: np.ndarray, work: Path, config: BuildConfig, clock: _Clock | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame, list[dict]]:
-    """Drop what `check_records` found, then exact and near duplicates; return the kept rows in priority order
-    with their split group, the dropped ones as quarantine rows, and each step's records in and out."""
+    """The steps that need all records at once, over the index: exact and near duplicates, then split groups.
+
+    Returns the kept index rows in priority order with their split group, the decisions for the dropped ones, and
+    each step's records in and out (the per-record steps' drops are counted from the index).
+    """
     clock = clock or _Clock()
-    dropped: list[pl.DataFrame] = []
     steps: list[dict] = []
+    before = index.height
+    for step in RECORD_STEPS:
+        after = before - index.filter(pl.col("_reason") == step).height
+        _step(steps, step, before, after)
+        before = after
+    frame = index.filter(pl.col("_reason").is_null()).drop("_reason", "_lingua")
     if frame.is_empty():
-        return frame.with_columns(pl.lit(None, pl.String).alias("split_group")), _quarantine_rows(None), steps
+        empty = pl.DataFrame(schema=DECISIONS_SCHEMA)
+        return frame.with_columns(pl.lit(None, pl.String).alias("split_group")), empty, steps
     # Priority decides which twin survives and which record leads a split group: seeds (gold first) before
     # synthesized records, then the order they were written in, so appending to the store never reshuffles.
     frame = frame.sort(pl.col("source") != "seed", pl.col("role") != "gold", "file", "line", maintain_order=True)
 
-    for reason in RECORD_STEPS:
-        column = f"_{reason}"
-        before = frame.height
-        detail = frame[column]
-        frame, gone = _drop(frame.drop(column), detail.is_not_null(), reason, detail=detail)
-        dropped.append(gone)
-        _step(steps, reason, before, frame.height)
-    clock.lap("per-record steps")
-
     before = frame.height
     first = frame.select(pl.col("id").is_first_distinct()).to_series()
-    lead = frame.select(
-        pl.format("same input as {}:{} (id {})", pl.col("file").first(), pl.col("line").first(), pl.col("id").first())
-        .over("id")
-        .alias("detail"),
-        pl.col("id").alias("twin"),
-    )
-    frame, gone = _drop(frame, ~first, "exact_duplicate", detail=lead["detail"], twin=lead["twin"])
-    dropped.append(gone)
+    frame, exact = _drop(frame, ~first, "exact_duplicate", twin=frame["id"])
+    if exact.height:  # the kept copy's place, for the few dropped (formatting it for every row costs memory)
+        where = frame.select("id", pl.format("same input as {}:{} (id {})", "file", "line", "id").alias("_where"))
+        exact = exact.join(where, left_on="twin", right_on="id", how="left", maintain_order="left")
+        exact = exact.with_columns(detail=pl.col("_where")).drop("_where")
     _step(steps, "exact_duplicate", before, frame.height)
     clock.lap("exact duplicates")
 
     before = frame.height
-    frame, gone, pairs = _drop_near_duplicates(frame, config)
-    dropped.append(gone)
+    frame, near, pairs = _drop_near_duplicates(frame, sig[frame["_sig_row"].to_numpy()], work, config)
     _step(steps, "near_duplicate", before, frame.height)
     clock.lap("near duplicates")
-    frame = frame.with_columns(_split_groups(frame, pairs, config).alias("split_group")).drop("_key")
+    frame = frame.with_columns(_split_groups(frame, pairs, config).alias("split_group")).drop("_sig_row")
     clock.lap("split groups")
-    return frame, pl.concat(dropped), steps
+    return frame, pl.concat([exact, near]), steps
 
 
-def _drop_near_duplicates(frame: pl.DataFrame, config: BuildConfig) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def _drop_near_duplicates(
+    frame: pl.DataFrame, sig: np.ndarray, work: Path, config: BuildConfig
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Drop a record only for a kept same-task twin at exact Jaccard ≥ the threshold (no chains). Returns the kept
-    rows, the dropped ones, and the verified pairs at ≥ the group threshold among the kept rows (re-indexed)."""
-    frame = frame.with_columns(dedup_key_expr("input").alias("_key"))
-    if frame.is_empty():
-        return frame, _quarantine_rows(None), pl.DataFrame(schema={"left": pl.UInt32, "right": pl.UInt32})
-    candidates = candidate_pairs(frame, "_key", config.group_threshold - VERIFY_MARGIN)
-    similarity = exact_jaccard(
-        frame["_key"], frame["lang"], candidates["left"].to_numpy(), candidates["right"].to_numpy()
-    )
+    rows, the decisions for the dropped ones, and the verified pairs ≥ the group threshold among the kept rows."""
+    candidates = candidate_pairs_of(sig, frame["task"], frame["lang"], config.group_threshold - VERIFY_MARGIN)
+    left, right = candidates["left"].to_numpy(), candidates["right"].to_numpy()
+    keys = _spilled_keys(work, frame, np.union1d(left, right))
+    similarity = exact_jaccard(keys, frame["lang"], left, right)
     pairs = candidates.with_columns(similarity=pl.Series(similarity)).filter(
         pl.col("similarity") >= config.group_threshold
     )
     twins = pairs.filter(pl.col("same_task") & (pl.col("similarity") >= config.near_duplicate_threshold))
     kept, twin, twin_similarity = keep_first_of_twins(frame.height, twins)
     twin_rows = np.where(kept, 0, twin)
-    twin_frame = frame.select(
+    twin_of = frame.select(
         pl.col("file").gather(twin_rows), pl.col("line").gather(twin_rows), pl.col("id").gather(twin_rows)
     )
     similarity_series = pl.Series(twin_similarity).round(3)
-    detail = pl.DataFrame([twin_frame["file"], twin_frame["line"], twin_frame["id"], similarity_series]).select(
+    detail = pl.DataFrame([twin_of["file"], twin_of["line"], twin_of["id"], similarity_series]).select(
         pl.format("near-duplicate of {}:{} (id {}), Jaccard {}", *[pl.nth(i) for i in range(4)])
     )
-    frame = frame.with_columns(pl.Series("_kept", kept))
-    gone_mask = ~frame["_kept"]
     kept_frame, gone = _drop(
         frame,
-        gone_mask,
+        pl.Series(~kept),
         "near_duplicate",
         detail=detail.to_series(),
-        twin=twin_frame["id"],
+        twin=twin_of["id"],
         similarity=similarity_series,
     )
     # Re-index the pairs onto the kept rows: the groups are formed among what is published.
@@ -351,7 +468,23 @@ def _drop_near_duplicates(frame: pl.DataFrame, config: BuildConfig) -> tuple[pl.
         pl.Series("left", new_index[among_kept["left"].to_numpy()], pl.UInt32),
         pl.Series("right", new_index[among_kept["right"].to_numpy()], pl.UInt32),
     )
-    return kept_frame.drop("_kept"), gone, among_kept
+    return kept_frame, gone, among_kept
+
+
+def _spilled_keys(work: Path, frame: pl.DataFrame, rows: np.ndarray) -> pl.Series:
+    """The comparison keys of `rows` of `frame` (empty elsewhere), read back from the spill: only the candidates'
+    keys are ever in memory at once."""
+    wanted = frame.select("file", "line").with_row_index("_row").filter(pl.col("_row").is_in(rows.tolist()))
+    keys = pl.Series("_key", [""] * frame.height, pl.String)
+    if wanted.is_empty():
+        return keys
+    found = (
+        pl.scan_parquet(work / "*" / "*.parquet")
+        .select("file", "line", "_key")
+        .join(wanted.lazy(), on=["file", "line"], how="inner")
+        .collect(engine="streaming")
+    )
+    return keys.scatter(found["_row"].to_numpy(), found["_key"])
 
 
 def _split_groups(frame: pl.DataFrame, pairs: pl.DataFrame, config: BuildConfig) -> pl.Series:
@@ -460,28 +593,57 @@ def build_report(
     return {"rows": rows, "totals": totals, "thresholds": thresholds, "largest_split_group": largest}
 
 
-def _write_release(run: Run, frame: pl.DataFrame, catalog: Catalog, report: dict, config: BuildConfig) -> None:
-    staging = run.release
-    staging.mkdir(parents=True)
+def _write_outputs(
+    run: Run,
+    work: Path,
+    kept: pl.DataFrame,
+    decisions: pl.DataFrame,
+    unreadable: pl.DataFrame,
+    catalog: Catalog,
+    report: dict,
+    config: BuildConfig,
+    keep_records: bool,
+) -> pl.DataFrame | None:
+    """The release and the quarantine, a task at a time from the spill: each task's records are in memory once."""
+    release = run.release
+    release.mkdir(parents=True)
+    placed = kept.select("file", "line", "task", "split", "split_group")
+    dropped = decisions.drop("task", "lang")
+    published, quarantined = [], [unreadable]
     for spec in catalog:
+        files = sorted((work / spec.id).glob("*.parquet"))
+        # Without the comparison key: a second copy of every input, needed by nothing written here.
+        rows = pl.scan_parquet(files).drop("_key").collect() if files else None
+        part = (
+            rows.join(placed.filter(pl.col("task") == spec.id).drop("task"), on=["file", "line"], how="inner")
+            if rows is not None
+            else None
+        )
         for split in SPLITS:
-            part = (
-                frame.filter((pl.col("task") == spec.id) & (pl.col("split") == split))
-                if not frame.is_empty()
-                else frame
-            )
-            rows = (
-                part.sort("lang", "id").select(RECORD_COLUMNS)
-                if not part.is_empty()
+            in_split = part.filter(pl.col("split") == split) if part is not None else None
+            out = (
+                in_split.sort("lang", "id").select(RECORD_COLUMNS)
+                if in_split is not None and not in_split.is_empty()
                 else pl.DataFrame(schema=dict.fromkeys(RECORD_COLUMNS, pl.String))
             )
-            path = staging / split_path(spec.id, split)
+            path = release / split_path(spec.id, split)
             path.parent.mkdir(parents=True, exist_ok=True)
-            rows.write_parquet(path, compression="zstd", compression_level=9, statistics=True, row_group_size=100_000)
-    (staging / "build_report.json").write_text(
+            out.write_parquet(path, compression="zstd", compression_level=9, statistics=True, row_group_size=100_000)
+        if rows is None:
+            continue
+        if keep_records:
+            published.append(part.drop("_reason", "_detail", "_lingua"))
+        failed = rows.filter(pl.col("_reason").is_not_null()).rename({"_reason": "reason", "_detail": "detail"})
+        duplicates = rows.join(dropped, on=["file", "line"], how="inner")
+        quarantined += [_quarantine_rows(failed), _quarantine_rows(duplicates)]
+    (release / "build_report.json").write_text(
         json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )
-    write_release_readme(staging, catalog, config.name)
+    write_release_readme(release, catalog, config.name)
+    _write_quarantine(run.quarantine, pl.concat(quarantined))
+    if not keep_records:
+        return None
+    return pl.concat(published, how="diagonal_relaxed") if published else kept
 
 
 def _write_quarantine(path: Path, dropped: pl.DataFrame) -> None:

@@ -331,7 +331,11 @@ def test_checks_catch_a_tampered_release(store: Store, figures: dict[str, tuple[
     tampered = checks.Built(records, built.quarantine, built.gold, built.report)
 
     before = figures["leakage"][0].value
-    assert checks.leakage(tampered, "datasketch").value == before + 3
+    # Each moved record leaks at least once; moving it can also expose other near-twins of its group, so more
+    # may appear. The moved copies are identical texts (similarity 1.0), so they lead the examples.
+    found = checks.leakage(tampered, "datasketch")
+    assert found.value >= before + 3
+    assert {a for a, _ in pairs} <= {example["test"] for example in found.examples}
     assert checks.groups_split_apart(tampered, [list(p) for p in pairs]).value == 3
     assert checks.gold_in_test(tampered).failures == checks.gold_in_test(built).failures + 1
     drops_on_twin = built.quarantine.filter(pl.col("twin") == twin).height

@@ -176,8 +176,16 @@ def language_problem(text: str, lang: str) -> str | None:
     return verdict
 
 
-def language_problems(frame: pl.DataFrame, column: str, lang_column: str = "lang") -> pl.Series:
-    """`language_problem` over a whole column at once: the reason per row (a Series named `column`), or null."""
+# What `language_problems(..., lingua=False)` says of a text only lingua can decide: the caller asks later.
+LINGUA_PENDING = "lingua pending"
+
+
+def language_problems(frame: pl.DataFrame, column: str, lang_column: str = "lang", *, lingua: bool = True) -> pl.Series:
+    """`language_problem` over a whole column at once: the reason per row (a Series named `column`), or null.
+
+    `lingua=False` leaves the few texts only lingua can decide as `LINGUA_PENDING`, for a process that can
+    afford lingua's models (~310 MB) to decide later; build workers do so.
+    """
     data = frame.select(pl.col(column).alias("text"), pl.col(lang_column).alias("lang")).with_row_index("row")
     text = pl.col("text")
     en = data.filter((pl.col("lang") == "en") & (text.str.len_bytes() > 0))
@@ -212,7 +220,10 @@ def language_problems(frame: pl.DataFrame, column: str, lang_column: str = "lang
             ask.append(index)
             verdict = None
         verdicts.append(verdict)
-    if ask:
+    if ask and not lingua:
+        for index in ask:
+            verdicts[index] = LINGUA_PENDING
+    elif ask:
         texts = open_rows["text"].gather(ask).to_list()
         for index, values in zip(ask, _detector().compute_language_confidence_values_in_parallel(texts), strict=True):
             verdicts[index] = _lingua_reason(values)

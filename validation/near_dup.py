@@ -9,6 +9,7 @@ exact Jaccard of the two shingle sets, and a record is dropped only for a twin t
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ VERIFY_MARGIN = 0.15
 FULL_PAIRS_UP_TO = 32  # bucket size up to which every pair in it is a candidate
 CHUNK_TEXTS = 12_500  # signatures are computed this many texts at a time: memory follows the chunk, not the data
 SIGNATURE_DTYPE = np.uint32
+SHINGLE_CACHE = 4_096  # shingle sets kept while verifying candidates
 
 
 def lsh_recall(similarity: float, params: Params | None = None) -> float:
@@ -88,60 +90,101 @@ def candidate_pairs(
 
     Columns: left < right (row indices of `frame`), same_task, estimate. `frame` needs task, lang and `key_column`.
     """
-    rows = params.num_perm // params.bands
+    signed = signatures_by_language(frame[key_column], frame["lang"], params)
+    return candidate_pairs_of(signed, frame["task"], frame["lang"], min_estimate, params)
+
+
+def signatures_by_language(texts: pl.Series, langs: pl.Series, params: Params = Params()) -> np.ndarray:
+    """The signature of each text with its language's n-gram size, in row order, stored in 16 bits.
+
+    The low 16 bits of each minimum are enough (b-bit MinHash): two different minima agree by chance with
+    probability 2**-16, which moves an estimate by far less than its sampling error, at half the memory.
+    """
+    out = np.zeros((len(texts), params.num_perm), dtype=np.uint16)
+    for lang in langs.unique(maintain_order=True).to_list():
+        rows = np.flatnonzero((langs == lang).to_numpy())
+        signed = _parallel_signatures(texts.gather(rows).to_list(), NGRAM.get(lang, 4), params)
+        out[rows] = (signed & np.uint32(0xFFFF)).astype(np.uint16)
+    return out
+
+
+def candidate_pairs_of(
+    sig: np.ndarray, tasks: pl.Series, langs: pl.Series, min_estimate: float, params: Params = Params()
+) -> pl.DataFrame:
+    """`candidate_pairs` from signatures already computed (row i of `sig` belongs to row i of tasks and langs).
+
+    Buckets are formed one band at a time, so the table in memory is one row per text, not one per text and band.
+    """
+    rows_per_band = params.num_perm // params.bands
     found: list[pl.DataFrame] = []
-    indexed = frame.select("task", "lang", key_column).with_row_index("row")
-    parts = [(str(lang), part) for (lang,), part in indexed.group_by(["lang"], maintain_order=True) if part.height > 1]
-    for lang, part in parts:
-        texts = part[key_column].to_list()
-        sig = _parallel_signatures(texts, NGRAM.get(lang, 4), params)
-        keys = band_keys(sig, params.bands, rows)
-        local = pl.DataFrame(
-            {
-                "local": np.arange(part.height, dtype=np.uint32).repeat(params.bands),
-                "band": np.tile(np.arange(params.bands, dtype=np.uint8), part.height),
-                "key": keys.ravel(),
-            }
-        )
-        del keys
-        buckets = local.group_by("band", "key").agg(pl.col("local")).filter(pl.col("local").list.len() > 1)
-        del local
-        if buckets.is_empty():
+    for lang in langs.unique(maintain_order=True).to_list():
+        rows_of = np.flatnonzero((langs == lang).to_numpy()).astype(np.uint32)
+        if rows_of.size < 2:
             continue
-        # Every pair inside a small bucket; in a crowded one (boilerplate shared by many texts) only member × first
-        # member, which keeps the candidate count linear where it would explode.
-        small = buckets.filter(pl.col("local").list.len() <= FULL_PAIRS_UP_TO).with_row_index("bucket")
-        members = small.select("bucket", "local").explode("local")
-        pairs = (
-            members.join(members, on="bucket", suffix="_other")
-            .filter(pl.col("local") < pl.col("local_other"))
-            .select(pl.col("local").alias("left"), pl.col("local_other").alias("right"))
-        )
-        crowded = buckets.filter(pl.col("local").list.len() > FULL_PAIRS_UP_TO).select(
-            pl.col("local").list.sort().list.first().alias("left"),
-            pl.col("local").list.sort().list.slice(1).alias("right"),
-        )
-        pairs = pl.concat([pairs, crowded.explode("right")]).unique()
+        part_sig = sig[rows_of]
+        keys = band_keys(part_sig, params.bands, rows_per_band)
+        local = np.arange(rows_of.size, dtype=np.uint32)
+        band_pairs: list[pl.DataFrame] = []
+        for band in range(params.bands):
+            buckets = (
+                pl.DataFrame({"local": local, "key": keys[:, band]})
+                .group_by("key")
+                .agg(pl.col("local"))
+                .filter(pl.col("local").list.len() > 1)
+            )
+            if buckets.is_empty():
+                continue
+            # Scored as they form, so only pairs near the threshold are ever held (chance sharers outnumber
+            # them a hundredfold in large, templated stores).
+            pairs = _bucket_pairs(buckets)
+            estimate = _estimates(part_sig, pairs["left"].to_numpy(), pairs["right"].to_numpy())
+            band_pairs.append(
+                pairs.with_columns(estimate=pl.Series(estimate)).filter(pl.col("estimate") >= min_estimate)
+            )
+        del keys
+        if not band_pairs:
+            continue
+        pairs = pl.concat(band_pairs).unique(["left", "right"])
         left, right = pairs["left"].to_numpy(), pairs["right"].to_numpy()
-        estimate = np.empty(left.size, dtype=np.float32)
-        for start in range(0, left.size, 1_000_000):  # compared a slice at a time: two signature rows per pair
-            window = slice(start, start + 1_000_000)
-            estimate[window] = (sig[left[window]] == sig[right[window]]).mean(axis=1)
-        keep = estimate >= min_estimate
-        rows_of = part["row"].to_numpy()
-        tasks = part["task"]
+        part_tasks = tasks.gather(rows_of)
         found.append(
             pl.DataFrame(
                 {
-                    "left": rows_of[left[keep]],
-                    "right": rows_of[right[keep]],
-                    "same_task": (tasks.gather(left[keep]) == tasks.gather(right[keep])).to_numpy(),
-                    "estimate": estimate[keep],
+                    "left": rows_of[left],
+                    "right": rows_of[right],
+                    "same_task": (part_tasks.gather(left) == part_tasks.gather(right)).to_numpy(),
+                    "estimate": pairs["estimate"].to_numpy(),
                 },
                 schema=_PAIR_SCHEMA,
             )
         )
     return pl.concat(found) if found else pl.DataFrame(schema=_PAIR_SCHEMA)
+
+
+def _estimates(sig: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The estimated Jaccard of each pair: the share of signature positions that agree (a slice at a time)."""
+    estimate = np.empty(left.size, dtype=np.float32)
+    for start in range(0, left.size, 250_000):
+        window = slice(start, start + 250_000)
+        estimate[window] = (sig[left[window]] == sig[right[window]]).mean(axis=1)
+    return estimate
+
+
+def _bucket_pairs(buckets: pl.DataFrame) -> pl.DataFrame:
+    """Every pair inside a small bucket; in a crowded one (boilerplate shared by many texts) only member × first
+    member, which keeps the candidate count linear where it would explode."""
+    small = buckets.filter(pl.col("local").list.len() <= FULL_PAIRS_UP_TO).with_row_index("bucket")
+    members = small.select("bucket", "local").explode("local")
+    pairs = (
+        members.join(members, on="bucket", suffix="_other")
+        .filter(pl.col("local") < pl.col("local_other"))
+        .select(pl.col("local").alias("left"), pl.col("local_other").alias("right"))
+    )
+    crowded = buckets.filter(pl.col("local").list.len() > FULL_PAIRS_UP_TO).select(
+        pl.col("local").list.sort().list.first().alias("left"),
+        pl.col("local").list.sort().list.slice(1).alias("right"),
+    )
+    return pl.concat([pairs, crowded.explode("right")])
 
 
 _PAIR_SCHEMA = {"left": pl.UInt32, "right": pl.UInt32, "same_task": pl.Boolean, "estimate": pl.Float32}
@@ -170,18 +213,24 @@ def shingles(text: str, n: int) -> set[str]:
 
 
 def exact_jaccard(keys: pl.Series, langs: pl.Series, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Exact Jaccard of the shingle sets of rows `left[i]` and `right[i]` of `keys` (verifying LSH candidates)."""
-    cache: dict[int, set[str]] = {}
+    """Exact Jaccard of the shingle sets of rows `left[i]` and `right[i]` of `keys` (verifying LSH candidates).
+
+    Pairs are visited in order of their left row with a bounded cache of shingle sets: a set of a 300-character
+    text is ~18 KB in Python, so caching every candidate's would cost more than the rest of the build.
+    """
+    cache: OrderedDict[int, set[str]] = OrderedDict()
 
     def of(row: int) -> set[str]:
         found = cache.get(row)
         if found is None:
             found = cache[row] = shingles(keys[row], NGRAM.get(langs[row], 4))
+            if len(cache) > SHINGLE_CACHE:
+                cache.popitem(last=False)
         return found
 
     out = np.empty(len(left), dtype=np.float64)
-    for i, (a, b) in enumerate(zip(left.tolist(), right.tolist(), strict=True)):
-        first, second = of(a), of(b)
+    for i in np.argsort(left, kind="stable").tolist():
+        first, second = of(int(left[i])), of(int(right[i]))
         common = len(first & second)
         out[i] = common / (len(first) + len(second) - common)
     return out

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
@@ -42,10 +43,24 @@ def read_record_file(path: Path, catalog: Catalog, *, trusted: bool = True) -> R
     `trusted` is for files under the seeds folder: only they may carry `source: seed` and a seed role. Any other
     file's records are synthesized whatever their lines claim, and each overridden claim is listed.
     """
+    chunks = list(iter_record_chunks(path, catalog, trusted=trusted))
+    return RecordFile(
+        pl.concat([c.frame for c in chunks]),
+        [p for c in chunks for p in c.problems],
+        [p for c in chunks for p in c.overridden],
+    )
+
+
+def iter_record_chunks(
+    path: Path, catalog: Catalog, *, trusted: bool = True, lines_per_chunk: int | None = None
+) -> Iterator[RecordFile]:
+    """`read_record_file` a chunk of lines at a time (all lines in one chunk when `lines_per_chunk` is None), so a
+    large store is never in memory whole; a file always yields at least one chunk."""
     name = display_path(path)
     problems: list[Problem] = []
     overridden: list[Problem] = []
     columns: dict[str, list[Any]] = {c: [] for c in FRAME_COLUMNS}  # columnar: far cheaper than a dict a row
+    yielded = False
     with path.open("rb") as lines:  # a line at a time: a large store never sits in memory twice
         for number, raw in enumerate(lines, start=1):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a BOM an editor wrote: not part of the record
@@ -55,17 +70,22 @@ def read_record_file(path: Path, catalog: Catalog, *, trusted: bool = True) -> R
             except UnicodeDecodeError as err:
                 problems.append(Problem(name, number, None, f"not UTF-8 text ({err.reason} at byte {err.start})"))
                 continue
-            if not line.strip():
-                continue
-            row, found = _complete(line, catalog, name, number, trusted)
-            if row is not None and not trusted:
-                row, claims = _distrust(row, name, number)
-                overridden.extend(claims)
-            problems.extend(found)
-            if row is not None:
-                for column, value in row.items():
-                    columns[column].append(value)
-    return RecordFile(pl.DataFrame(columns, schema=FRAME_SCHEMA), problems, overridden)
+            if line.strip():
+                row, found = _complete(line, catalog, name, number, trusted)
+                if row is not None and not trusted:
+                    row, claims = _distrust(row, name, number)
+                    overridden.extend(claims)
+                problems.extend(found)
+                if row is not None:
+                    for column, value in row.items():
+                        columns[column].append(value)
+            if lines_per_chunk and number % lines_per_chunk == 0:
+                yield RecordFile(pl.DataFrame(columns, schema=FRAME_SCHEMA), problems, overridden)
+                yielded = True
+                problems, overridden = [], []
+                columns = {c: [] for c in FRAME_COLUMNS}
+    if not yielded or columns["id"] or problems or overridden:
+        yield RecordFile(pl.DataFrame(columns, schema=FRAME_SCHEMA), problems, overridden)
 
 
 def _distrust(row: dict[str, Any], name: str, number: int) -> tuple[dict[str, Any], list[Problem]]:
@@ -79,6 +99,9 @@ def _distrust(row: dict[str, Any], name: str, number: int) -> tuple[dict[str, An
         return row, []
     generator = row["generator"] if row["generator"] != HUMAN_GENERATOR else ""
     return {**row, "source": "synth", "role": None, "generator": generator or "unknown"}, claims
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _unpaired_surrogate(value: str) -> int | None:
@@ -111,7 +134,9 @@ def _complete(
         for key, value in raw.items()
         if value is not None and not isinstance(value, str) and key != "provenance"
     ]
-    for key, value in raw.items():  # JSON may spell a lone surrogate, which no UTF-8 text (or Parquet) can hold
+    # JSON may spell a lone surrogate, which no UTF-8 text (or Parquet) can hold. Only an escape can (UTF-8 text
+    # cannot carry one), so lines without a surrogate escape skip the per-field check.
+    for key, value in raw.items() if _SURROGATE_ESCAPE.search(line) else ():
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         if (at := _unpaired_surrogate(text)) is not None:
             problems.append(problem(key, f"a lone surrogate \\u{ord(text[at]):04x} at character {at}: not valid text"))

@@ -48,8 +48,14 @@ from bench.build_checks import (  # noqa: E402
 from bench.build_data import read_sample, write_store  # noqa: E402
 from catalog import load_catalog  # noqa: E402
 
-TIME_LIMIT_1M_S = 60.0  # for 1,000,000 records; scaled linearly with the size
-MEMORY_LIMIT_GB = 1.5  # whatever the size: memory is bounded by the work in flight, not by the data
+# The build issue's limits: 60 s and 1.5 GB for 1,000,000 records, and 4 GB for 10,000,000. Below 1M no limit
+# is set: the fixed start-up (worker processes, lingua, the key table: ~5 s) would make a scaled one meaningless,
+# so smaller stores are held to the 1M limits. Above 1M time scales linearly.
+TIME_LIMIT_1M_S = 60.0
+MEMORY_LIMIT_GB = 1.5
+MEMORY_LIMIT_ABOVE_1M_GB = 4.0
+# The checks read the whole release into memory (rensa's LSH took 3 GB at 1M): above this, time and memory only.
+CHECKS_UP_TO = 1_000_000
 LEAKAGE_BACKEND_FROM = 50_000  # releases this large are checked for leaks with rensa (datasketch is too slow)
 
 
@@ -120,11 +126,17 @@ def bench_size(n: int, args: argparse.Namespace, catalog: Any) -> tuple[list[str
             flush=True,
         )
         elapsed, peak, status, tail = run_build(data_dir)
-        time_limit = TIME_LIMIT_1M_S * n / 1_000_000
+        time_limit = TIME_LIMIT_1M_S * max(1.0, n / 1_000_000)
+        memory_limit = MEMORY_LIMIT_GB if n <= 1_000_000 else MEMORY_LIMIT_ABOVE_1M_GB
         out.append(line(f"build_wall_s{tag}", round(elapsed, 2), Target("<=", time_limit)))
-        out.append(line(f"build_peak_rss_gb{tag}", round(peak / 2**30, 3), Target("<=", MEMORY_LIMIT_GB)))
+        out.append(line(f"build_peak_rss_gb{tag}", round(peak / 2**30, 3), Target("<=", memory_limit)))
         if status != 0:
             out.append(f"build_exit_status{tag} {status} ==0 - FAIL\n{tail}")
+            return out, read_sample(data_dir / "synth", args.sample)
+        if n > CHECKS_UP_TO:
+            print(
+                f"# invariants not measured above {CHECKS_UP_TO:,} records: the outside checks hold the whole release"
+            )
             return out, read_sample(data_dir / "synth", args.sample)
         start = time.perf_counter()
         built = load_build(data_dir)

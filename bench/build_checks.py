@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 
 from catalog.records import record_id
+from pipeline.build import QUARANTINE_SCHEMA
 
 try:  # the build's comparison key; before validation/keys.py existed, the record contract's key
     from validation.keys import dedup_key
@@ -113,17 +114,10 @@ class Built:
         return {(r["file"], r["line"]): r for r in self.quarantine.iter_rows(named=True) if r["line"] is not None}
 
 
+# The columns of the build's quarantine that the checks read (the schema is the build's), and where it was read.
 _QUARANTINE_SCHEMA = {
-    "reason": pl.String,
-    "detail": pl.String,
-    "file": pl.String,
-    "line": pl.Int64,
-    "id": pl.String,
-    "task": pl.String,
-    "lang": pl.String,
-    "input": pl.String,
-    "twin": pl.String,
-    "similarity": pl.Float64,
+    **{c: QUARANTINE_SCHEMA[c] for c in ("reason", "detail", "file", "line", "id", "task", "lang", "input")},
+    **{c: QUARANTINE_SCHEMA[c] for c in ("twin", "similarity")},
     "path": pl.String,
 }
 

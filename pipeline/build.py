@@ -110,9 +110,9 @@ def build(
         work = run.root / "work"
         try:
             clock = _Clock()
-            index, sig, unreadable, overridden = load_inputs(catalog, settings, work)
+            index, sig, pending, unreadable, overridden = load_inputs(catalog, settings, work)
             clock.lap("read and check")
-            index, late = _ask_lingua(index, work, catalog)
+            index, late = _ask_lingua(index, pending, catalog)
             clock.lap("lingua")
             kept, decisions, steps = filter_records(index, sig, work, config, clock)
             kept, leaks = assign_splits(kept, config)
@@ -150,23 +150,26 @@ class _Checked:
 
     index: pl.DataFrame  # INDEX_COLUMNS, one row per readable record; `_reason` is the per-record step it failed
     signatures: Path  # .npy: one row per record that passed every per-record step, in index order
+    pending: pl.DataFrame  # the records that passed, whose language only lingua can decide (few)
     unreadable: list[dict]
     overridden: list
 
 
+_PENDING_COLUMNS = ("file", "line", "task", "lang", "input", "output")
 INDEX_COLUMNS = ("id", "task", "lang", "source", "role", "group", "file", "line", "_reason", "_lingua")
 _INDEX_SCHEMA = {c: FRAME_SCHEMA.get(c, pl.Boolean if c == "_lingua" else pl.String) for c in INDEX_COLUMNS}
-CHUNK_LINES = 20_000  # records read, checked and spilled at a time in each worker: its memory follows this
+CHUNK_LINES = 10_000  # records read, checked and spilled at a time in each worker: its memory follows this
 
 
 def load_inputs(
     catalog: Catalog, settings: Settings, work: Path
-) -> tuple[pl.DataFrame, np.ndarray, pl.DataFrame, list]:
+) -> tuple[pl.DataFrame, np.ndarray, pl.DataFrame | None, pl.DataFrame, list]:
     """Read and check every seed and synth record, spilling the checked records to `work/<task>/*.parquet`.
 
-    Returns the index of all readable records, the MinHash signatures of those that passed the per-record steps
-    (aligned with them in index order), the quarantine rows of lines that could not be read, and the claims
-    overridden at the trust boundary. Large stores are read a file per process: parsing JSON is Python work.
+    Returns the index of all readable records; the MinHash signatures of those that passed the per-record steps
+    (aligned with them in index order); those whose language is left to lingua; the quarantine rows of lines that
+    could not be read; and the claims overridden at the trust boundary. Large stores are read a file per process:
+    parsing JSON is Python work.
     """
     sources = [settings.seeds_dir] + ([settings.synth_dir] if settings.synth_dir.exists() else [])
     paths = record_files(sources)
@@ -187,12 +190,13 @@ def load_inputs(
     sig = np.concatenate(signed) if signed else np.zeros((0, Params().num_perm), dtype=np.uint16)
     unreadable = [row for c in checked for row in c.unreadable]
     rows = pl.DataFrame(unreadable, schema=_DROP_SCHEMA) if unreadable else None
-    return index, sig, _quarantine_rows(rows), [p for c in checked for p in c.overridden]
+    pending = pl.concat([c.pending for c in checked]) if checked else None
+    return index, sig, pending, _quarantine_rows(rows), [p for c in checked for p in c.overridden]
 
 
 def _check_file(path: Path, catalog: Catalog, trusted: bool, work: Path, number: int) -> _Checked:
     """One record file, a chunk at a time: normalized, checked, spilled per task; its index and signatures kept."""
-    indexes, signatures, unreadable, overridden = [], [], [], []
+    indexes, signatures, pending, unreadable, overridden = [], [], [], [], []
     task = path.stem if path.stem in catalog else None
     chunks = iter_record_chunks(path, catalog, trusted=trusted, lines_per_chunk=CHUNK_LINES)
     for chunk_number, chunk in enumerate(chunks):
@@ -214,6 +218,7 @@ def _check_file(path: Path, catalog: Catalog, trusted: bool, work: Path, number:
         frame = frame.with_columns(pl.when(pl.col("_reason").is_null()).then(dedup_key_expr("input")).alias("_key"))
         passing = frame.filter(pl.col("_reason").is_null())
         signatures.append(signatures_by_language(passing["_key"], passing["lang"]))
+        pending.append(passing.filter(pl.col("_lingua")).select(_PENDING_COLUMNS))
         indexes.append(frame.select(INDEX_COLUMNS))
         for (task_id,), part in frame.group_by(["task"], maintain_order=True):
             folder = work / str(task_id)
@@ -225,35 +230,31 @@ def _check_file(path: Path, catalog: Catalog, trusted: bool, work: Path, number:
     signed = work / "_signatures" / f"{number:05d}.npy"
     signed.parent.mkdir(parents=True, exist_ok=True)
     np.save(signed, sig)
-    return _Checked(index, signed, unreadable, overridden)
+    asked = pl.concat(pending) if pending else pl.DataFrame(schema={c: FRAME_SCHEMA[c] for c in _PENDING_COLUMNS})
+    return _Checked(index, signed, asked, unreadable, overridden)
 
 
-def _ask_lingua(index: pl.DataFrame, work: Path, catalog: Catalog) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _ask_lingua(
+    index: pl.DataFrame, pending: pl.DataFrame | None, catalog: Catalog
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Decide the languages the workers left to lingua (records that passed every other step), once.
 
     lingua runs in a short-lived process of its own: its models (~310 MB) are then never resident beside the
     build's index. Returns the index with the wrong-language records marked `language`, and their decisions.
     """
-    pending = index.filter(pl.col("_reason").is_null() & pl.col("_lingua")).select("file", "line")
-    if pending.is_empty():
+    if pending is None or pending.is_empty():
         return index, pl.DataFrame(schema=DECISIONS_SCHEMA)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context, initializer=_die_with_parent) as pool:
-        late = pool.submit(_lingua_decisions, pending, work, catalog).result()
+        late = pool.submit(_lingua_decisions, pending, catalog).result()
     marks = late.select("file", "line", _late="reason")
     index = index.join(marks, on=["file", "line"], how="left", maintain_order="left")
     index = index.with_columns(pl.coalesce("_reason", "_late").alias("_reason")).drop("_late")
     return index, late
 
 
-def _lingua_decisions(pending: pl.DataFrame, work: Path, catalog: Catalog) -> pl.DataFrame:
-    """The `language` decisions for the pending records, read back from the spill (in the lingua process)."""
-    rows = (
-        pl.scan_parquet(work / "*" / "*.parquet")
-        .select("file", "line", "task", "lang", "input", "output")
-        .join(pending.lazy(), on=["file", "line"], how="inner")
-        .collect(engine="streaming")
-    )
+def _lingua_decisions(rows: pl.DataFrame, catalog: Catalog) -> pl.DataFrame:
+    """The `language` decisions for the pending records (in the lingua process)."""
     rows = rows.with_columns(_output_text(rows, catalog).alias("_output_text"))
     flagged = rows.with_columns(_language_reasons(rows, lingua=True)[0]).filter(pl.col("_language").is_not_null())
     everything = pl.Series([True] * flagged.height, dtype=pl.Boolean)
@@ -338,7 +339,7 @@ def _output_text(frame: pl.DataFrame, catalog: Catalog) -> pl.Series:
 
 
 _DROP_SCHEMA = {"reason": pl.String, "detail": pl.String, "file": pl.String, "line": pl.Int64, "task": pl.String}
-_QUARANTINE_SCHEMA = {
+QUARANTINE_SCHEMA = {
     "reason": pl.String,
     "detail": pl.String,
     "file": pl.String,
@@ -356,9 +357,9 @@ _QUARANTINE_SCHEMA = {
 
 def _quarantine_rows(frame: pl.DataFrame | None) -> pl.DataFrame:
     if frame is None or frame.is_empty():
-        return pl.DataFrame(schema=_QUARANTINE_SCHEMA)
-    missing = [pl.lit(None, dtype).alias(c) for c, dtype in _QUARANTINE_SCHEMA.items() if c not in frame.columns]
-    return frame.with_columns(missing).select([pl.col(c).cast(t) for c, t in _QUARANTINE_SCHEMA.items()])
+        return pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    missing = [pl.lit(None, dtype).alias(c) for c, dtype in QUARANTINE_SCHEMA.items() if c not in frame.columns]
+    return frame.with_columns(missing).select([pl.col(c).cast(t) for c, t in QUARANTINE_SCHEMA.items()])
 
 
 DECISIONS_SCHEMA = {

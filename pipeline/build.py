@@ -74,7 +74,7 @@ class BuildResult:
     release: Path
     quarantine: Path
     report: dict
-    records: pl.DataFrame = field(repr=False)
+    records: pl.DataFrame | None = field(repr=False)  # None unless the build was asked to keep them
     seconds: dict[str, float] = field(default_factory=dict)
 
 

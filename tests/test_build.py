@@ -219,3 +219,20 @@ def test_text_is_normalized_for_storage_but_chinese_punctuation_stays(data: Sett
     )
     kept = build(catalog, data).records.filter(pl.col("source") == "synth")
     assert kept["input"].to_list() == ["锦程科技发布公告：2024年净利润预增30％，CEO称订单充足。\n\n股价涨停！"]
+
+
+def test_a_release_of_the_old_layout_is_adopted_then_replaced(data: Settings, catalog: Catalog) -> None:
+    # Before run folders, the release was a real folder and the quarantine a real file.
+    old = data.build_dir / "anytasktune"
+    (old / "data").mkdir(parents=True)
+    (old / "README.md").write_text("the old release", encoding="utf-8")
+    (data.build_dir / "_quarantine").mkdir()
+    (data.build_dir / "_quarantine" / "anytasktune.jsonl").write_text("{}\n", encoding="utf-8")
+    (data.build_dir / ".staging-anytasktune").mkdir()  # what a crashed build of the old layout left
+    result = build(catalog, data)
+    assert result.release.is_symlink() and result.quarantine.is_symlink()
+    assert "the old release" not in (result.release / "README.md").read_text(encoding="utf-8")
+    runs = sorted((data.build_dir / "runs").iterdir())
+    assert len(runs) == 2  # the adopted old release is kept as the previous run
+    assert any((run / "release" / "README.md").read_text(encoding="utf-8") == "the old release" for run in runs)
+    assert not (data.build_dir / ".staging-anytasktune").exists()

@@ -158,7 +158,7 @@ class _Checked:
 _PENDING_COLUMNS = ("file", "line", "task", "lang", "input", "output")
 INDEX_COLUMNS = ("id", "task", "lang", "source", "role", "group", "file", "line", "_reason", "_lingua")
 _INDEX_SCHEMA = {c: FRAME_SCHEMA.get(c, pl.Boolean if c == "_lingua" else pl.String) for c in INDEX_COLUMNS}
-CHUNK_LINES = 25_000  # lines read, checked and spilled at a time by a worker: its memory follows this, and each
+CHUNK_LINES = 20_000  # lines read, checked and spilled at a time by a worker: its memory follows this, and each
 # chunk pays ~0.3 s of fixed Polars and pandera overhead, so much smaller chunks cost time
 
 

@@ -22,6 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -258,8 +259,7 @@ def _lingua_decisions(rows: pl.DataFrame, catalog: Catalog) -> pl.DataFrame:
     """The `language` decisions for the pending records (in the lingua process)."""
     rows = rows.with_columns(_output_text(rows, catalog).alias("_output_text"))
     flagged = rows.with_columns(_language_reasons(rows, lingua=True)[0]).filter(pl.col("_language").is_not_null())
-    everything = pl.Series([True] * flagged.height, dtype=pl.Boolean)
-    return _drop(flagged.with_columns(detail=pl.col("_language")), everything, "language")[1]
+    return _conform(flagged.with_columns(reason=pl.lit("language"), detail=pl.col("_language")), DECISIONS_SCHEMA)
 
 
 def _die_with_parent() -> None:
@@ -356,11 +356,16 @@ QUARANTINE_SCHEMA = {
 }
 
 
-def _quarantine_rows(frame: pl.DataFrame | None) -> pl.DataFrame:
+def _conform(frame: pl.DataFrame | None, schema: dict[str, Any]) -> pl.DataFrame:
+    """`frame` with exactly the columns of `schema`, in its order and types; absent columns are null."""
     if frame is None or frame.is_empty():
-        return pl.DataFrame(schema=QUARANTINE_SCHEMA)
-    missing = [pl.lit(None, dtype).alias(c) for c, dtype in QUARANTINE_SCHEMA.items() if c not in frame.columns]
-    return frame.with_columns(missing).select([pl.col(c).cast(t) for c, t in QUARANTINE_SCHEMA.items()])
+        return pl.DataFrame(schema=schema)
+    missing = [pl.lit(None, dtype).alias(c) for c, dtype in schema.items() if c not in frame.columns]
+    return frame.with_columns(missing).select([pl.col(c).cast(t) for c, t in schema.items()])
+
+
+def _quarantine_rows(frame: pl.DataFrame | None) -> pl.DataFrame:
+    return _conform(frame, QUARANTINE_SCHEMA)
 
 
 DECISIONS_SCHEMA = {
@@ -382,9 +387,7 @@ def _drop(frame: pl.DataFrame, mask: pl.Series, reason: str, **columns: pl.Serie
     """
     mask = mask.fill_null(False)
     gone = frame.with_columns(pl.lit(reason).alias("reason"), *(v.alias(k) for k, v in columns.items())).filter(mask)
-    missing = [pl.lit(None, t).alias(c) for c, t in DECISIONS_SCHEMA.items() if c not in gone.columns]
-    gone = gone.with_columns(missing).select([pl.col(c).cast(t) for c, t in DECISIONS_SCHEMA.items()])
-    return frame.filter(~mask), gone
+    return frame.filter(~mask), _conform(gone, DECISIONS_SCHEMA)
 
 
 def _step(steps: list[dict], name: str, before: int, after: int) -> None:

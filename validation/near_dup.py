@@ -109,11 +109,18 @@ def signatures_by_language(texts: pl.Series, langs: pl.Series, params: Params = 
 
 
 def candidate_pairs_of(
-    sig: np.ndarray, tasks: pl.Series, langs: pl.Series, min_estimate: float, params: Params = Params()
+    sig: np.ndarray,
+    tasks: pl.Series,
+    langs: pl.Series,
+    min_estimate: float,
+    params: Params = Params(),
+    sig_rows: np.ndarray | None = None,
 ) -> pl.DataFrame:
-    """`candidate_pairs` from signatures already computed (row i of `sig` belongs to row i of tasks and langs).
+    """`candidate_pairs` from signatures already computed: row i of tasks and langs is row `sig_rows[i]` of `sig`
+    (row i where `sig_rows` is None), so a subset is scored without a copy of its signatures.
 
-    Buckets are formed one band at a time, so the table in memory is one row per text, not one per text and band.
+    Buckets are formed one band at a time from that band's columns, so what is in memory besides `sig` is a few
+    bytes per text, not a copy of the signatures or a key per text and band.
     """
     rows_per_band = params.num_perm // params.bands
     found: list[pl.DataFrame] = []
@@ -121,13 +128,13 @@ def candidate_pairs_of(
         rows_of = np.flatnonzero((langs == lang).to_numpy()).astype(np.uint32)
         if rows_of.size < 2:
             continue
-        part_sig = sig[rows_of]
-        keys = band_keys(part_sig, params.bands, rows_per_band)
+        signed = rows_of if sig_rows is None else sig_rows[rows_of]
         local = np.arange(rows_of.size, dtype=np.uint32)
         band_pairs: list[pl.DataFrame] = []
         for band in range(params.bands):
+            columns = sig[signed, band * rows_per_band : (band + 1) * rows_per_band]
             buckets = (
-                pl.DataFrame({"local": local, "key": keys[:, band]})
+                pl.DataFrame({"local": local, "key": band_key(columns, 0, rows_per_band)})
                 .group_by("key")
                 .agg(pl.col("local"))
                 .filter(pl.col("local").list.len() > 1)
@@ -137,11 +144,10 @@ def candidate_pairs_of(
             # Scored as they form, so only pairs near the threshold are ever held (chance sharers outnumber
             # them a hundredfold in large, templated stores).
             pairs = _bucket_pairs(buckets)
-            estimate = _estimates(part_sig, pairs["left"].to_numpy(), pairs["right"].to_numpy())
+            estimate = _estimates(sig, signed[pairs["left"].to_numpy()], signed[pairs["right"].to_numpy()])
             band_pairs.append(
                 pairs.with_columns(estimate=pl.Series(estimate)).filter(pl.col("estimate") >= min_estimate)
             )
-        del keys
         if not band_pairs:
             continue
         pairs = pl.concat(band_pairs).unique(["left", "right"])
@@ -199,11 +205,15 @@ def _parallel_signatures(texts: list[str], n: int, params: Params) -> np.ndarray
 
 def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """One uint64 per (text, band): the band's rows mixed together."""
-    shaped = sig[:, : bands * rows].reshape(sig.shape[0], bands, rows)
-    key = np.zeros(shaped.shape[:2], dtype=np.uint64)
+    return np.stack([band_key(sig, band, rows) for band in range(bands)], axis=1)
+
+
+def band_key(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
+    """One uint64 per text for one band: its `rows` signature positions mixed together."""
+    key = np.zeros(sig.shape[0], dtype=np.uint64)
     with np.errstate(over="ignore"):
         for r in range(rows):
-            key = (key ^ shaped[:, :, r]) * np.uint64(0x9E3779B97F4A7C15)
+            key = (key ^ sig[:, band * rows + r]) * np.uint64(0x9E3779B97F4A7C15)
     return key
 
 

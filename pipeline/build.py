@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -115,18 +116,22 @@ def build(
             clock.lap("read and check")
             index, late = _ask_lingua(index, pending, catalog)
             clock.lap("lingua")
-            kept, decisions, steps = filter_records(index, sig, work, config, clock)
+            # What the report and the accounting need of every record read, then only the survivors: the full
+            # index is let go before the filtering makes its copies.
+            failed = index.filter(pl.col("_reason").is_not_null()).select(
+                pl.col("task", "lang").cast(pl.String), reason=pl.col("_reason").cast(pl.String)
+            )
+            records_in = _counts(index) + _counts(unreadable)
+            steps = _record_steps(index)
+            survivors = _in_priority_order(index)
+            del index
+            kept, decisions, steps = filter_records(survivors, sig, work, config, steps, clock)
             kept, leaks = assign_splits(kept, config)
             decisions = pl.concat([decisions, leaks.select(decisions.columns)])
             clock.lap("split")
             dropped = pl.concat(
-                [
-                    unreadable.select("task", "lang", "reason"),
-                    index.filter(pl.col("_reason").is_not_null()).select("task", "lang", reason="_reason"),
-                    decisions.select("task", "lang", "reason"),
-                ]
+                [unreadable.select("task", "lang", "reason"), failed, decisions.select("task", "lang", "reason")]
             )
-            records_in = _counts(pl.concat([index.select("task", "lang"), unreadable.select("task", "lang")]))
             read = sum(records_in.values())
             if read != kept.height + dropped.height:  # the promise that nothing disappears, checked on every build
                 raise BuildError(f"{read} records read but {kept.height} kept and {dropped.height} quarantined")
@@ -158,7 +163,13 @@ class _Checked:
 
 _PENDING_COLUMNS = ("file", "line", "task", "lang", "input", "output")
 INDEX_COLUMNS = ("id", "task", "lang", "source", "role", "group", "file", "line", "_reason", "_lingua")
-_INDEX_SCHEMA = {c: FRAME_SCHEMA.get(c, pl.Boolean if c == "_lingua" else pl.String) for c in INDEX_COLUMNS}
+# Columns of few distinct values are categorical in the index: a file path per record would cost ~60 bytes, its
+# code 4. Polars categoricals sort by their text, so priority order does not depend on which worker saw a value first.
+_CODED = ("task", "lang", "source", "role", "file", "_reason")
+_INDEX_SCHEMA = {
+    c: pl.Categorical() if c in _CODED else FRAME_SCHEMA.get(c, pl.Boolean if c == "_lingua" else pl.String)
+    for c in INDEX_COLUMNS
+}
 CHUNK_LINES = 20_000  # lines read, checked and spilled at a time by a worker: its memory follows this, and each
 # chunk pays ~0.3 s of fixed Polars and pandera overhead, so much smaller chunks cost time
 
@@ -221,7 +232,7 @@ def _check_file(path: Path, catalog: Catalog, trusted: bool, work: Path, number:
         passing = frame.filter(pl.col("_reason").is_null())
         signatures.append(signatures_by_language(passing["_key"], passing["lang"]))
         pending.append(passing.filter(pl.col("_lingua")).select(_PENDING_COLUMNS))
-        indexes.append(frame.select(INDEX_COLUMNS))
+        indexes.append(frame.select([pl.col(c).cast(t) for c, t in _INDEX_SCHEMA.items()]))
         for (task_id,), part in frame.group_by(["task"], maintain_order=True):
             folder = work / str(task_id)
             folder.mkdir(parents=True, exist_ok=True)
@@ -249,7 +260,7 @@ def _ask_lingua(
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context, initializer=_die_with_parent) as pool:
         late = pool.submit(_lingua_decisions, pending, catalog).result()
-    marks = late.select("file", "line", _late="reason")
+    marks = late.select(pl.col("file").cast(pl.Categorical()), "line", _late=pl.col("reason").cast(pl.Categorical()))
     index = index.join(marks, on=["file", "line"], how="left", maintain_order="left")
     index = index.with_columns(pl.coalesce("_reason", "_late").alias("_reason")).drop("_late")
     return index, late
@@ -394,41 +405,64 @@ def _step(steps: list[dict], name: str, before: int, after: int) -> None:
     steps.append({"step": name, "in": before, "out": after})
 
 
-def filter_records(
-    index: pl.DataFrame, sig: np.ndarray, work: Path, config: BuildConfig, clock: _Clock | None = None
-) -> tuple[pl.DataFrame, pl.DataFrame, list[dict]]:
-    """The steps that need all records at once, over the index: exact and near duplicates, then split groups.
-
-    Returns the kept index rows in priority order with their split group, the decisions for the dropped ones, and
-    each step's records in and out (the per-record steps' drops are counted from the index).
-    """
-    clock = clock or _Clock()
+def _record_steps(index: pl.DataFrame) -> list[dict]:
+    """Each per-record step's records in and out, counted from the index's `_reason`."""
     steps: list[dict] = []
     before = index.height
     for step in RECORD_STEPS:
         after = before - index.filter(pl.col("_reason") == step).height
         _step(steps, step, before, after)
         before = after
-    frame = index.filter(pl.col("_reason").is_null()).drop("_reason", "_lingua")
+    return steps
+
+
+def _in_priority_order(index: pl.DataFrame) -> pl.DataFrame:
+    """The index rows that passed every per-record step, in priority order.
+
+    Priority decides which twin survives and which record leads a split group: seeds (gold first) before
+    synthesized records, then the order they were written in, so appending to the store never reshuffles.
+    """
+    return (
+        index.lazy()
+        .filter(pl.col("_reason").is_null())
+        .drop("_reason", "_lingua")
+        .sort(pl.col("source") != "seed", pl.col("role") != "gold", "file", "line", maintain_order=True)
+        .collect()
+    )
+
+
+def filter_records(
+    frame: pl.DataFrame,
+    sig: np.ndarray,
+    work: Path,
+    config: BuildConfig,
+    steps: list[dict],
+    clock: _Clock | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame, list[dict]]:
+    """The steps that need all records at once, over the survivors' index rows (`_in_priority_order`): exact and
+    near duplicates, then split groups.
+
+    Returns the kept rows in priority order with their split group, the decisions for the dropped ones, and
+    `steps` with each of these steps' records in and out appended.
+    """
+    clock = clock or _Clock()
     if frame.is_empty():
         empty = pl.DataFrame(schema=DECISIONS_SCHEMA)
         return frame.with_columns(pl.lit(None, pl.String).alias("split_group")), empty, steps
-    # Priority decides which twin survives and which record leads a split group: seeds (gold first) before
-    # synthesized records, then the order they were written in, so appending to the store never reshuffles.
-    frame = frame.sort(pl.col("source") != "seed", pl.col("role") != "gold", "file", "line", maintain_order=True)
 
     before = frame.height
     first = frame.select(pl.col("id").is_first_distinct()).to_series()
     frame, exact = _drop(frame, ~first, "exact_duplicate", twin=frame["id"])
     if exact.height:  # the kept copy's place, for the few dropped (formatting it for every row costs memory)
-        where = frame.select("id", pl.format("same input as {}:{} (id {})", "file", "line", "id").alias("_where"))
+        twins = frame.filter(pl.col("id").is_in(exact["twin"].implode()))
+        where = twins.select("id", pl.format("same input as {}:{} (id {})", "file", "line", "id").alias("_where"))
         exact = exact.join(where, left_on="twin", right_on="id", how="left", maintain_order="left")
         exact = exact.with_columns(detail=pl.col("_where")).drop("_where")
     _step(steps, "exact_duplicate", before, frame.height)
     clock.lap("exact duplicates")
 
     before = frame.height
-    frame, near, pairs = _drop_near_duplicates(frame, sig[frame["_sig_row"].to_numpy()], work, config)
+    frame, near, pairs = _drop_near_duplicates(frame, sig, work, config)
     _step(steps, "near_duplicate", before, frame.height)
     clock.lap("near duplicates")
     frame = frame.with_columns(_split_groups(frame, pairs, config).alias("split_group")).drop("_sig_row")
@@ -440,8 +474,13 @@ def _drop_near_duplicates(
     frame: pl.DataFrame, sig: np.ndarray, work: Path, config: BuildConfig
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Drop a record only for a kept same-task twin at exact Jaccard ≥ the threshold (no chains). Returns the kept
-    rows, the decisions for the dropped ones, and the verified pairs ≥ the group threshold among the kept rows."""
-    candidates = candidate_pairs_of(sig, frame["task"], frame["lang"], config.group_threshold - VERIFY_MARGIN)
+    rows, the decisions for the dropped ones, and the verified pairs ≥ the group threshold among the kept rows.
+
+    `sig` holds the signatures of every record that passed the per-record steps; `frame["_sig_row"]` points into it
+    (no copy of the survivors' signatures is made)."""
+    threshold = config.group_threshold - VERIFY_MARGIN
+    sig_rows = frame["_sig_row"].to_numpy()
+    candidates = candidate_pairs_of(sig, frame["task"], frame["lang"], threshold, sig_rows=sig_rows)
     left, right = candidates["left"].to_numpy(), candidates["right"].to_numpy()
     keys = _spilled_keys(work, frame, np.union1d(left, right))
     similarity = exact_jaccard(keys, frame["lang"], left, right)
@@ -485,7 +524,7 @@ def _spilled_keys(work: Path, frame: pl.DataFrame, rows: np.ndarray) -> pl.Serie
         return keys
     found = (
         pl.scan_parquet(work / "*" / "*.parquet")
-        .select("file", "line", "_key")
+        .select(pl.col("file").cast(pl.Categorical()), "line", "_key")
         .join(wanted.lazy(), on=["file", "line"], how="inner")
         .collect(engine="streaming")
     )
@@ -510,44 +549,47 @@ def _split_groups(frame: pl.DataFrame, pairs: pl.DataFrame, config: BuildConfig)
 def assign_splits(frame: pl.DataFrame, config: BuildConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Deterministic, leakage-safe split by group: a group with a gold seed is test, and any exemplar seed in it is
     quarantined as a gold leak (exemplars are shown to the synthesizer and belong in train); a group with an
-    exemplar is train/validation; other groups fall by the hash of their lead's id, 80/10/10."""
+    exemplar is train/validation; other groups fall by the hash of their lead's id, 80/10/10.
+
+    Vectorised over one row per group: a Python dict per group would cost ~250 bytes a group at a million groups.
+    """
     if frame.is_empty():
         return frame.with_columns(pl.lit(None, pl.String).alias("split")), _quarantine_rows(None)
+    gold = pl.col("role") == "gold"
     by_group = frame.group_by("split_group").agg(
         has_exemplar=(pl.col("role") == "exemplar").any(),
-        gold=pl.col("id").filter(pl.col("role") == "gold").first(),
+        gold=pl.col("id").filter(gold).first(),
+        gold_at=pl.format("{}:{}", "file", "line").filter(gold).first(),
     )
-    gold_of = {g: gold for g, gold in by_group.select("split_group", "gold").iter_rows() if gold is not None}
-    leak = (pl.col("role") == "exemplar") & pl.col("split_group").is_in(list(gold_of))
-    gold_where = frame.filter(pl.col("role") == "gold").select("id", pl.format("{}:{}", "file", "line").alias("at"))
-    where = dict(gold_where.iter_rows())
-    twin = frame.select(pl.col("split_group").replace_strict(gold_of, default=None, return_dtype=pl.String)).to_series()
-    detail = pl.Series([f"in the split group of gold record {where.get(g, g)} (id {g})" if g else None for g in twin])
-    frame, leaks = _drop(frame, frame.select(leak).to_series(), "gold_leak", detail=detail, twin=twin)
-
-    position = {g: _unit_interval(g) for g in by_group["split_group"]}
-    splits = {}
-    for group, has_exemplar, gold in by_group.iter_rows():
-        u = position[group]
-        if gold is not None or (not has_exemplar and u < config.test_share):
-            splits[group] = "test"
-        elif has_exemplar:
-            splits[group] = "validation" if u < config.validation_share else "train"
-        elif u < config.test_share + config.validation_share:
-            splits[group] = "validation"
-        else:
-            splits[group] = "train"
+    position = np.fromiter(map(_unit_interval, by_group["split_group"]), dtype=np.float64, count=by_group.height)
+    u, test, validation = pl.col("_position"), config.test_share, config.validation_share
+    by_group = by_group.with_columns(pl.Series("_position", position)).with_columns(
+        pl.when(pl.col("gold").is_not_null() | (~pl.col("has_exemplar") & (u < test)))
+        .then(pl.lit("test"))
+        .when(pl.col("has_exemplar"))
+        .then(pl.when(u < validation).then(pl.lit("validation")).otherwise(pl.lit("train")))
+        .when(u < test + validation)
+        .then(pl.lit("validation"))
+        .otherwise(pl.lit("train"))
+        .alias("split")
+    )
+    frame = frame.join(by_group.drop("has_exemplar"), on="split_group", how="left", maintain_order="left")
+    leak = (pl.col("role") == "exemplar") & pl.col("gold").is_not_null()
+    detail = pl.format("in the split group of gold record {} (id {})", "gold_at", "gold")
+    frame, leaks = _drop(
+        frame, frame.select(leak).to_series(), "gold_leak", detail=frame.select(detail).to_series(), twin=frame["gold"]
+    )
     # A split with no rows breaks `load_dataset` for its config: where a task and language has no validation
     # record, its train group with the lowest hash position moves there (a deterministic choice).
-    assigned = frame.with_columns(pl.col("split_group").replace_strict(splits, return_dtype=pl.String).alias("split"))
-    for _, part in assigned.group_by("task", "lang", maintain_order=True):
+    moved = []
+    for _, part in frame.group_by("task", "lang", maintain_order=True):
         if (part["split"] == "validation").any():
             continue
-        candidates = part.filter(pl.col("split") == "train")["split_group"].unique().to_list()
-        if len(candidates) > 1:
-            splits[min(candidates, key=position.__getitem__)] = "validation"
-    frame = frame.with_columns(pl.col("split_group").replace_strict(splits, return_dtype=pl.String).alias("split"))
-    return frame, leaks
+        train = part.filter(pl.col("split") == "train").unique("split_group")
+        if train.height > 1:
+            moved.append(train.sort("_position")["split_group"][0])
+    split = pl.when(pl.col("split_group").is_in(moved)).then(pl.lit("validation")).otherwise("split")
+    return frame.with_columns(split.alias("split")).drop("gold", "gold_at", "_position"), leaks
 
 
 def _unit_interval(key: str) -> float:
@@ -555,10 +597,8 @@ def _unit_interval(key: str) -> float:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
 
 
-def _counts(frame: pl.DataFrame) -> dict[tuple[str | None, str | None], int]:
-    if frame.is_empty():
-        return {}
-    return {(task, lang): n for task, lang, n in frame.group_by("task", "lang").len().iter_rows()}
+def _counts(frame: pl.DataFrame) -> Counter[tuple[str | None, str | None]]:
+    return Counter({(task, lang): n for task, lang, n in frame.group_by("task", "lang").len().iter_rows()})
 
 
 def build_report(
@@ -614,16 +654,13 @@ def _write_outputs(
     release.mkdir(parents=True)
     placed = kept.select("file", "line", "task", "split", "split_group")
     dropped = decisions.drop("task", "lang")
-    published, quarantined = [], [unreadable]
+    published, quarantined = [], [_spill_quarantine(work, "_unreadable", unreadable)]
     for spec in catalog:
         files = sorted((work / spec.id).glob("*.parquet"))
         # Without the comparison key: a second copy of every input, needed by nothing written here.
         rows = pl.scan_parquet(files).drop("_key").collect() if files else None
-        part = (
-            rows.join(placed.filter(pl.col("task") == spec.id).drop("task"), on=["file", "line"], how="inner")
-            if rows is not None
-            else None
-        )
+        here = placed.filter(pl.col("task") == spec.id).drop("task").with_columns(pl.col("file").cast(pl.String))
+        part = rows.join(here, on=["file", "line"], how="inner") if rows is not None else None
         for split in SPLITS:
             in_split = part.filter(pl.col("split") == split) if part is not None else None
             out = (
@@ -640,21 +677,34 @@ def _write_outputs(
             published.append(part.drop("_reason", "_detail", "_lingua"))
         failed = rows.filter(pl.col("_reason").is_not_null()).rename({"_reason": "reason", "_detail": "detail"})
         duplicates = rows.join(dropped, on=["file", "line"], how="inner")
-        quarantined += [_quarantine_rows(failed), _quarantine_rows(duplicates)]
+        quarantined.append(_spill_quarantine(work, spec.id, pl.concat([failed, duplicates], how="diagonal_relaxed")))
     (release / "build_report.json").write_text(
         json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )
     write_release_readme(release, catalog, config.name)
-    _write_quarantine(run.quarantine, pl.concat(quarantined))
+    _write_quarantine(run.quarantine, quarantined)
     if not keep_records:
         return None
     return pl.concat(published, how="diagonal_relaxed") if published else kept
 
 
-def _write_quarantine(path: Path, dropped: pl.DataFrame) -> None:
+def _spill_quarantine(work: Path, name: str, rows: pl.DataFrame) -> Path:
+    """One task's quarantine rows, to disk as they are found: the whole quarantine is never in memory at once."""
+    path = work / "_quarantine" / f"{name}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _quarantine_rows(rows).write_parquet(path, compression="zstd", compression_level=1)
+    return path
+
+
+def _write_quarantine(path: Path, parts: list[Path]) -> None:
+    """The quarantine as JSONL sorted by reason, file and line, one reason at a time from the spilled parts."""
+    rows = pl.scan_parquet(parts)
+    reasons = rows.select(pl.col("reason").unique()).collect()["reason"].sort(nulls_last=True)
     with path.open("w", encoding="utf-8") as out:
-        for row in dropped.sort("reason", "file", "line", nulls_last=True).iter_rows(named=True):
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        for reason in reasons:
+            of_reason = rows.filter(pl.col("reason").eq_missing(reason)).collect().sort("file", "line", nulls_last=True)
+            for row in of_reason.iter_rows(named=True):
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 @contextmanager

@@ -180,7 +180,7 @@ def test_a_failed_build_leaves_the_previous_release_untouched(
     before = {p.relative_to(release): p.read_bytes() for p in release.rglob("*") if p.is_file()}
     quarantine = build(catalog, data).quarantine.read_bytes()
 
-    def write_half_then_fail(path: Path, dropped: pl.DataFrame) -> None:
+    def write_half_then_fail(path: Path, parts: list[Path]) -> None:
         path.write_text("half a quarantine")
         raise OSError("disk full")
 

@@ -17,6 +17,7 @@ from synth.judge import JudgeConfig
 from synth.prices import price_of
 from synth.progress import ProgressBar
 from synth.prompts import Options
+from synth.report import JobStats
 
 DEFAULT_MODEL = "gpt-4o-mini"
 EXIT_NO_ENDPOINT = 2
@@ -182,8 +183,19 @@ def synth(
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(stats.to_json() + "\n", encoding="utf-8")
     typer.echo(stats.to_json() if as_json else stats.render())
-    if stats.stopped is not None and stats.stop_kind != "budget":
-        raise typer.Exit(1)
+    if stats.stopped is not None:
+        typer.echo(f"synth: stopped ({stats.stop_kind}): {stats.stopped}", err=True)
+    raise typer.Exit(exit_status(stats))
+
+
+EXIT_STATUS = {None: 0, "budget": 0, "unavailable": 3}  # any other stop: 1 (see the README's synth section)
+
+
+def exit_status(stats: JobStats) -> int:
+    """0: every target met, or a budget reached; 3: the endpoint was unreachable or only answered 429 (run again
+    later, the cache keeps what was paid for); 1: any other stop (refused credentials, model or quota, a circuit
+    that stayed open, too many rejects, an internal error)."""
+    return EXIT_STATUS.get(stats.stop_kind, 1) if stats.stopped is not None else 0
 
 
 def register(app: typer.Typer) -> None:

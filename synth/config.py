@@ -65,10 +65,13 @@ class Limits:
     requests_per_minute: float | None = None
     tokens_per_minute: float | None = None
     timeout: float = 120.0  # seconds per request
+    connect_timeout: float = 5.0  # seconds to open a connection: a host that never answers is found out quickly
     max_retries: int = 6  # per request, for 429, 5xx, timeouts and dropped connections
     breaker_failures: int = 8  # consecutive failed attempts that open the circuit
     breaker_cooldown: float = 30.0  # seconds the circuit stays open before one probe
     breaker_trips: int = 3  # openings in a row (no success between) that end the job
+    rate_limited_for: float = 45.0  # seconds of nothing but 429s (no answer between) that end the job
+    unreachable_for: float = 10.0  # seconds of failed connections (no HTTP answer between) that end the job
 
 
 @dataclass(frozen=True)
@@ -76,13 +79,3 @@ class Budget:
     max_requests: int | None = None  # requests sent to the endpoint (cache hits are free)
     max_tokens: int | None = None  # prompt + completion tokens
     max_cost: float | None = None  # USD, by the price table
-
-    def exceeded(self, requests: int, tokens: int, cost: float) -> str | None:
-        """Which budget is spent, or None."""
-        if self.max_requests is not None and requests >= self.max_requests:
-            return f"request budget ({self.max_requests}) reached"
-        if self.max_tokens is not None and tokens >= self.max_tokens:
-            return f"token budget ({self.max_tokens}) reached"
-        if self.max_cost is not None and cost >= self.max_cost:
-            return f"cost budget (${self.max_cost:.2f}) reached"
-        return None

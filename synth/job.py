@@ -25,8 +25,8 @@ from catalog.records import compact_json, record_id
 from catalog.settings import Settings
 from synth.cache import ResponseCache
 from synth.client import (
-    BudgetSpent,
     EndpointRejected,
+    EndpointUnavailable,
     LLMClient,
     Reply,
     RequestFailed,
@@ -34,6 +34,7 @@ from synth.client import (
 )
 from synth.config import Budget, Endpoint, Limits
 from synth.judge import JudgeConfig, judge_request, judge_without_schema, read_verdicts, rubric_hash
+from synth.ledger import BudgetSpent
 from synth.novelty import NoveltyIndex, SignatureBatcher
 from synth.parsing import Items, read_items, read_message
 from synth.prices import Price
@@ -252,6 +253,8 @@ class SynthJob:
             self._stop(str(stop), "budget")
         except (CircuitOpen, EndpointRejected) as stop:
             self._stop(self.endpoint.redact(str(stop)), "endpoint")
+        except EndpointUnavailable as stop:
+            self._stop(self.endpoint.redact(str(stop)), "unavailable")
         except RequestFailed as failed:
             self.stats.rejected["request_failed"] += 1
             self.store.reject(

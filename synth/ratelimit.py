@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
 BURST_SECONDS = 5.0  # a bucket holds this many seconds of its rate: short bursts pass, sustained rate is capped
@@ -66,38 +65,38 @@ class RateLimiter:
 
 
 class AdaptiveConcurrency:
-    """At most `limit` requests in flight, where `limit` halves on a 429 (and everyone waits out its Retry-After)
-    and creeps back up with successes, up to the configured maximum (additive increase, multiplicative decrease)."""
+    """At most `limit` requests in flight: the limit halves on a 429 and creeps back up with successes, up to the
+    configured maximum (additive increase, multiplicative decrease).
+
+    A 429 slows the sender without stopping it: the rejected request waits out its own Retry-After while the others
+    go on under the lower limit. The many 429s of one burst (every request that was in flight when the server filled
+    up) halve the limit once, not once each: only a request sent after the last decrease can decrease it again.
+    """
 
     def __init__(self, maximum: int):
         self.maximum = maximum
         self.limit = float(maximum)
         self.in_flight = 0
-        self.paused_until = 0.0
         self.slowdowns = 0
+        self.epoch = 0  # bumped by every decrease; a request remembers the epoch it was sent in
         self._changed = asyncio.Condition()
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> int:
+        """Wait for a free place; returns the epoch to hand back to release()."""
         async with self._changed:
-            while True:
-                pause = self.paused_until - time.monotonic()
-                if pause > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._changed.wait(), pause)
-                    continue
-                if self.in_flight < int(self.limit):
-                    self.in_flight += 1
-                    return
+            while self.in_flight >= int(self.limit):
                 await self._changed.wait()
+            self.in_flight += 1
+            return self.epoch
 
-    async def release(self, *, rate_limited: bool = False, retry_after: float | None = None) -> None:
+    async def release(self, epoch: int | None = None, *, rate_limited: bool = False) -> None:
         async with self._changed:
             self.in_flight -= 1
             if rate_limited:
-                self.slowdowns += 1
-                self.limit = max(1.0, self.limit / 2)
-                if retry_after:
-                    self.paused_until = max(self.paused_until, time.monotonic() + retry_after)
+                if epoch is None or epoch == self.epoch:
+                    self.slowdowns += 1
+                    self.epoch += 1
+                    self.limit = max(1.0, self.limit / 2)
             elif self.limit < self.maximum:
                 self.limit = min(float(self.maximum), self.limit + 4.0 / self.limit)
             self._changed.notify_all()

@@ -31,7 +31,9 @@ class JobStats:
     targets: dict[tuple[str, str], int] = field(default_factory=dict)  # per (task, lang): records wanted in all
     existing: Counter[tuple[str, str]] = field(default_factory=Counter)  # per (task, lang): in the store at start
     stopped: str | None = None  # why the job ended before every target was met
-    stop_kind: str | None = None  # budget | endpoint | rejects | cache
+    stop_kind: str | None = None  # budget | endpoint | unavailable | rejects | cache
+    reserved_tokens: int = 0  # what the requests in flight may still use (synth.ledger); 0 once the job ends
+    reserved_cost: float = 0.0
     mode_fallbacks: int = 0  # endpoints found to reject response_format
 
     @property
@@ -79,6 +81,8 @@ class JobStats:
             "load_s": round(self.load_s, 3),
             "stopped": self.stopped,
             "stop_kind": self.stop_kind,
+            "reserved_tokens": self.reserved_tokens,
+            "reserved_cost_usd": round(self.reserved_cost, 6),
             "complete": self.stopped is None,
             "response_format_fallbacks": self.mode_fallbacks,
             "per_task": rows,

@@ -10,7 +10,7 @@ from typing import Any
 
 BACKOFF_BASE = 0.5  # seconds before the first retry, doubling each time
 BACKOFF_CAP = 30.0
-RETRY_AFTER_CAP = 120.0  # a server asking for longer gets this much; the job does not stall for hours
+RETRY_AFTER_CAP = 30.0  # a server asking for longer gets this much: a persistent 429 must end the job in a minute
 
 
 def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
@@ -82,3 +82,32 @@ class CircuitBreaker:
             self.opened_at = time.monotonic()
             self.consecutive = 0
             self._probing = False
+
+
+class Streak:
+    """How long one kind of failure has gone on with no answer between; the job ends once it lasts `limit` seconds.
+
+    Shared by every request of a job: a dead endpoint or one that only answers 429 is found out by the job as a
+    whole, however the failures are spread over requests and their retries.
+    """
+
+    def __init__(self, limit: float):
+        self.limit = limit
+        self.since: float | None = None
+        self.cause = ""
+
+    def failed(self, cause: str, started: float) -> None:
+        """An attempt that began at `started` (time.monotonic) failed this way."""
+        if self.since is None:
+            self.since = started
+        self.cause = cause
+
+    def ended(self) -> None:
+        self.since = None
+
+    def remaining(self) -> float:
+        """Seconds before the streak ends the job (the limit when there is none)."""
+        return self.limit if self.since is None else self.since + self.limit - time.monotonic()
+
+    def lasted(self) -> bool:
+        return self.since is not None and self.remaining() <= 0

@@ -26,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-FAULTS = ("429", "500", "slow", "invalid_json", "length", "refusal", "parrot", "pii", "wrong_language")
+FAULTS = ("429", "quota", "500", "slow", "invalid_json", "length", "refusal", "parrot", "pii", "wrong_language")
 _EN_TEXT = (
     "the patient said pain started after dinner last week and it got worse at night while walking to work with "
     "family history of problems bank account transfer fee card loan insurance claim policy refund delayed order "
@@ -57,6 +57,8 @@ class FakeConfig:
     slow_seconds: float = 5.0  # how long a "slow" fault keeps the client waiting
     retry_after: float = 0.2  # seconds, sent in Retry-After (rounded up) and retry-after-ms
     reject_response_format: bool = False  # answer 400 to json_schema response_format, as some servers do
+    reject_message: str = "response_format json_schema is not supported"  # ... with this message
+    reject_param: str | None = None  # ... and this `param` (OpenAI names the parameter at fault)
     api_key: str | None = None  # when set, other bearer tokens get 401
     judge_score: int | None = None  # fixes every judge score (the `score` fields) to this value
 
@@ -197,7 +199,11 @@ class FakeOpenAI:
             self.stats.faults[fault] += 1
         response_format = request.get("response_format") or {}
         if self.config.reject_response_format and response_format.get("type") == "json_schema":
-            return 400, extra, _error("response_format json_schema is not supported", "invalid_request_error", None)
+            error = _error(self.config.reject_message, "invalid_request_error", None, self.config.reject_param)
+            return 400, extra, error
+        if fault == "quota":  # OpenAI's answer once the account's credit is used up: a 429 no waiting cures
+            message = "You exceeded your current quota, please check your plan and billing details."
+            return 429, extra, _error(message, "insufficient_quota", "insufficient_quota")
         if fault == "429" or self.stats.in_flight >= self.config.capacity:
             self.stats.faults["over_capacity"] += fault != "429"
             retry = {
@@ -250,6 +256,9 @@ class FakeOpenAI:
             content, refusal = None, "I'm sorry, but I can't help with that request."
         prompt_tokens = max(1, len(prompt) // 4)
         completion_tokens = max(1, len(content or refusal or "") // 4)
+        limit = request.get("max_completion_tokens", request.get("max_tokens"))
+        if limit is not None and content is not None and completion_tokens > int(limit):  # cut off, as servers do
+            content, finish, completion_tokens = content[: int(limit) * 4], "length", int(limit)
         return {
             "id": "chatcmpl-" + request_id[4:],
             "object": "chat.completion",
@@ -337,8 +346,8 @@ class _Filler:
         return (" ".join(words).capitalize() + ".")[:max_length]
 
 
-def _error(message: str, kind: str, code: str | None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+def _error(message: str, kind: str, code: str | None, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests"}

@@ -77,7 +77,7 @@ def test_the_json_report_counts_requests_tokens_and_rejects_by_reason(env_dir: P
     finally:
         server.stop()
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["requests"] == server.stats.received
     assert report["accepted"] == 6 and report["per_task"] == [
         {"task": "fin_intent", "lang": "en", "target": 6, "existing": 0, "accepted": 6, "total": 6}
@@ -94,7 +94,8 @@ def test_a_spent_budget_is_a_clean_stop(env_dir: Path):
     finally:
         server.stop()
     assert result.exit_code == 0
-    assert json.loads(result.output)["stop_kind"] == "budget" and server.stats.received == 3
+    assert json.loads(result.stdout)["stop_kind"] == "budget" and server.stats.received == 3
+    assert "synth: stopped (budget): request budget (3) reached" in result.stderr
 
 
 def test_unknown_tasks_and_languages_are_named(env_dir: Path):
@@ -102,3 +103,10 @@ def test_unknown_tasks_and_languages_are_named(env_dir: Path):
     assert result.exit_code == 1 and "nope" in result.output
     result = CliRunner().invoke(app, ["synth", "-l", "fr", "--base-url", "http://127.0.0.1:9/v1"])
     assert result.exit_code == 1 and "fr" in result.output
+
+
+def test_the_command_exits_3_for_a_dead_endpoint_and_says_why_on_stderr(env_dir: Path, free_tcp_port: int):
+    url = f"http://127.0.0.1:{free_tcp_port}/v1"  # nothing listens there
+    result = CliRunner().invoke(app, ["synth", "-t", "fin_intent", "-n", "3", "--base-url", url])
+    assert result.exit_code == 3, result.output
+    assert f"synth: stopped (unavailable): {url} could not be reached" in result.stderr

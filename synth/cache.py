@@ -62,6 +62,11 @@ class ResponseCache:
         row = self._db.execute("SELECT response, request_id FROM responses WHERE key = ?", (key,)).fetchone()
         return (row[0], row[1]) if row else None
 
+    def request_of(self, key: str) -> str | None:
+        """The canonical request a cached response answered (what the model was shown), or None."""
+        row = self._db.execute("SELECT request FROM responses WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
     def put(self, key: str, request: str, response: str, request_id: str | None) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO responses (key, request, response, request_id, created) VALUES (?, ?, ?, ?, ?)",

@@ -440,7 +440,7 @@ class SynthJob:
                 self._reject(pair, f"{reply.key}:{index}:wrong_shape", "wrong_shape", detail, where)
                 continue
             text = item["input"].strip()
-            instruction = plan.instructions[index % len(plan.instructions)]
+            instruction = plan.instruction
             row = {
                 "id": record_id(spec.id, lang, text),
                 "task": spec.id,

@@ -16,48 +16,98 @@ from catalog.records import compact_json
 from catalog.spec import TaskSpec
 from synth.personas import PERSONAS
 
-TEMPLATE_VERSION = "2"
-LANG_NAMES = {"en": "English (en)", "zh": "Chinese (zh)"}
-NATIVE = {
-    "en": "Write every input and every free-text value in natural English, set in an English-speaking, common-law "
-    "setting (USD/GBP, local institutions).",
-    "zh": "所有输入与自由文本值都用地道的简体中文书写，情境符合中国大陆（人民币、中国的机构与法律实践），不要翻译腔。",
-}
+TEMPLATE_VERSION = "3"  # 3: the Chinese scaffold in Chinese; the schema in the prompt only in prompt-only mode
 
-SYSTEM = (
-    "You write training data for a fine-tuning dataset. Each record pairs an input, as a real person would write "
-    "it, with the output a careful expert gives for the instruction. Names, phone numbers, ID numbers and addresses "
-    "are clearly fictitious or absent. You answer with JSON only."
-)
-TASK = """Task: {name} (id {task}, domain {domain}).
+
+@dataclass(frozen=True)
+class Scaffold:
+    """The fixed text of every request in one language. A Chinese request is written in Chinese from its first word:
+    an English scaffold around a Chinese task invites translationese in the answers."""
+
+    lang_name: str
+    native: str
+    system: str
+    task: str
+    examples: str
+    example: str
+    records: str
+    inputs: str
+    outputs: str
+    json_only: str
+
+
+SCAFFOLDS = {
+    "en": Scaffold(
+        lang_name="English (en)",
+        native="Write every input and every free-text value in natural English, set in an English-speaking, "
+        "common-law setting (USD/GBP, local institutions).",
+        system="You write training data for a fine-tuning dataset. Each record pairs an input, as a real person "
+        "would write it, with the output a careful expert gives for the instruction. Names, phone numbers, ID "
+        "numbers and addresses are clearly fictitious or absent. You answer with JSON only.",
+        task="""Task: {name} (id {task}, domain {domain}).
 The instruction the trained model receives:
 {instruction}
 The input is: {input}
-Output format: {format}. The `output` of every record must satisfy this JSON Schema:
-```json
-{schema}
-```"""
-EXAMPLES = "Examples (input, then output):\n{examples}"
-RECORDS = """Scenario to draw from: {scenario}
+Output format: {format}.""",
+        examples="Examples (input, then output):\n{examples}",
+        example="input: {input}\noutput: {output}",
+        records="""Scenario to draw from: {scenario}
 Write the inputs as {persona}.
 Target language: {lang_name}. {native}
 Write {n} new records. Every input differs from the examples and from the others in situation, details and length;
 some are long and rambling, some short; include a hard case where it fits. Each output follows the instruction
-exactly. Return {{"records": [{{"input": "...", "output": ...}}, ...]}} with exactly {n} records."""
-INPUTS = """Scenario to draw from: {scenario}
+exactly. Return {{"records": [{{"input": "...", "output": ...}}, ...]}} with exactly {n} records.""",
+        inputs="""Scenario to draw from: {scenario}
 Write the inputs as {persona}.
 Target language: {lang_name}. {native}
 Write {n} new, varied inputs for this task (only the inputs: no answers). Every input differs from the examples and
-from the others in situation, details and length. Return {{"inputs": ["...", ...]}} with exactly {n} inputs."""
-OUTPUTS = """Target language: {lang_name}. {native}
+from the others in situation, details and length. Return {{"inputs": ["...", ...]}} with exactly {n} inputs.""",
+        outputs="""Target language: {lang_name}. {native}
 Give the expert output for each of these inputs, in order, following the instruction exactly:
 {inputs}
-Return {{"outputs": [...]}} with exactly {n} outputs, the i-th for the i-th input."""
-JSON_ONLY = """Answer with one JSON object and nothing else (no prose, no code fence), valid against this schema:
+Return {{"outputs": [...]}} with exactly {n} outputs, the i-th for the i-th input.""",
+        json_only="""Answer with one JSON object and nothing else (no prose, no code fence), valid against this schema:
 ```json
 {schema}
-```"""
-TEMPLATES = (SYSTEM, TASK, EXAMPLES, RECORDS, INPUTS, OUTPUTS, JSON_ONLY)
+```""",
+    ),
+    "zh": Scaffold(
+        lang_name="简体中文（zh）",
+        native="所有输入与自由文本值都用地道的简体中文书写，情境符合中国大陆（人民币、中国的机构与法律实践），不要翻译腔。",
+        system="你为一个微调数据集编写训练数据。每条记录由一个输入和一个输出组成："
+        "输入要像真实的人写出来的那样，输出是一位细心的专家按照指令给出的答案。"
+        "姓名、电话号码、身份证号和地址要么明显是虚构的，要么不出现。你只用 JSON 作答。",
+        task="""任务：{name}（编号 {task}，领域 {domain}）。
+训练后的模型收到的指令：
+{instruction}
+输入是：{input}
+输出格式：{format}。""",
+        examples="示例（先输入，后输出）：\n{examples}",
+        example="输入：{input}\n输出：{output}",
+        records="""可以取材的情境：{scenario}
+以{persona}的口吻来写输入。
+目标语言：{lang_name}。{native}
+写 {n} 条新记录。每条输入在情境、细节和长短上都要与示例不同，彼此之间也要不同；
+有的冗长啰嗦，有的简短；合适的话加入一个难例。每条输出都严格遵循指令。
+返回 {{"records": [{{"input": "...", "output": ...}}, ...]}}，恰好 {n} 条记录。""",
+        inputs="""可以取材的情境：{scenario}
+以{persona}的口吻来写输入。
+目标语言：{lang_name}。{native}
+为这个任务写 {n} 条新的、各不相同的输入（只写输入，不写答案）。
+每条输入在情境、细节和长短上都要与示例不同，彼此之间也要不同。
+返回 {{"inputs": ["...", ...]}}，恰好 {n} 条输入。""",
+        outputs="""目标语言：{lang_name}。{native}
+按顺序为下面每条输入给出专家的输出，严格遵循指令：
+{inputs}
+返回 {{"outputs": [...]}}，恰好 {n} 条输出，第 i 条对应第 i 条输入。""",
+        json_only="""只回答一个 JSON 对象，不要任何别的内容（不要说明文字，也不要代码块标记），
+它必须符合下面的 JSON Schema：
+```json
+{schema}
+```""",
+    ),
+}
+TEMPLATES = tuple(text for scaffold in SCAFFOLDS.values() for text in vars(scaffold).values())
 TEMPLATE_HASH = hashlib.sha256("\x1e".join((TEMPLATE_VERSION, *TEMPLATES)).encode()).hexdigest()[:16]
 
 
@@ -91,7 +141,8 @@ class Options:
 
 @dataclass(frozen=True)
 class SlotPlan:
-    """The random draws of one slot: exemplars, scenario, persona and each record's instruction."""
+    """The random draws of one slot: exemplars, scenario, persona, and the instruction paraphrase the model is shown
+    (every record of the slot carries that one: a record's instruction is what its output was written for)."""
 
     task: str
     lang: str
@@ -99,13 +150,12 @@ class SlotPlan:
     exemplars: tuple[Exemplar, ...]
     scenario: str
     persona: str
-    instructions: tuple[str, ...]
+    instruction: str
 
 
 def plan_slot(spec: TaskSpec, lang: str, slot: int, pool: list[Exemplar], options: Options) -> SlotPlan:
     rng = random.Random(f"{spec.id}|{lang}|{slot}")
     exemplars = tuple(rng.sample(pool, min(options.exemplars, len(pool))))
-    instructions = spec.instructions_for(lang)
     return SlotPlan(
         task=spec.id,
         lang=lang,
@@ -113,14 +163,14 @@ def plan_slot(spec: TaskSpec, lang: str, slot: int, pool: list[Exemplar], option
         exemplars=exemplars,
         scenario=rng.choice(getattr(spec.scenarios, lang)),
         persona=rng.choice(PERSONAS[lang]),
-        instructions=tuple(rng.choice(instructions) for _ in range(options.records_per_request)),
+        instruction=rng.choice(spec.instructions_for(lang)),
     )
 
 
 def records_request(spec: TaskSpec, plan: SlotPlan, model: str, options: Options, json_in_prompt: bool) -> dict:
     """One-stage request: n complete records."""
     n = options.records_per_request
-    text = RECORDS.format(**_voice(plan), n=n)
+    text = SCAFFOLDS[plan.lang].records.format(**_voice(plan), n=n)
     return _request(spec, plan, model, options, text, "records", _records_schema(spec, plan.lang, n), json_in_prompt)
 
 
@@ -128,7 +178,8 @@ def inputs_request(spec: TaskSpec, plan: SlotPlan, model: str, options: Options,
     """Two-stage, first request: n inputs only."""
     n = options.records_per_request
     schema = _wrapper("inputs", {"type": "string", "minLength": 1}, n, {})
-    return _request(spec, plan, model, options, INPUTS.format(**_voice(plan), n=n), "inputs", schema, json_in_prompt)
+    text = SCAFFOLDS[plan.lang].inputs.format(**_voice(plan), n=n)
+    return _request(spec, plan, model, options, text, "inputs", schema, json_in_prompt)
 
 
 def outputs_request(
@@ -136,8 +187,8 @@ def outputs_request(
 ) -> dict:
     """Two-stage, second request: the outputs for the inputs the first one produced."""
     listed = "\n".join(f"{i}. {json.dumps(text, ensure_ascii=False)}" for i, text in enumerate(inputs, start=1))
-    lang = plan.lang
-    text = OUTPUTS.format(lang_name=LANG_NAMES[lang], native=NATIVE[lang], inputs=listed, n=len(inputs))
+    lang, scaffold = plan.lang, SCAFFOLDS[plan.lang]
+    text = scaffold.outputs.format(lang_name=scaffold.lang_name, native=scaffold.native, inputs=listed, n=len(inputs))
     output, defs = _output_schema(spec, lang)
     schema = _wrapper("outputs", output, len(inputs), defs)
     return _request(spec, plan, model, options, text, "outputs", schema, json_in_prompt)
@@ -147,8 +198,8 @@ def _voice(plan: SlotPlan) -> dict[str, str]:
     return {
         "scenario": plan.scenario,
         "persona": plan.persona,
-        "lang_name": LANG_NAMES[plan.lang],
-        "native": NATIVE[plan.lang],
+        "lang_name": SCAFFOLDS[plan.lang].lang_name,
+        "native": SCAFFOLDS[plan.lang].native,
     }
 
 
@@ -162,15 +213,19 @@ def _request(
     schema: dict[str, Any],
     json_in_prompt: bool,
 ) -> dict[str, Any]:
-    parts = [_task_text(spec, plan.lang, plan.instructions[0])]
+    scaffold = SCAFFOLDS[plan.lang]
+    parts = [_task_text(spec, plan.lang, plan.instruction)]
     if plan.exemplars:
-        parts.append(EXAMPLES.format(examples=_examples(plan.exemplars)))
+        parts.append(scaffold.examples.format(examples=_examples(scaffold, plan.exemplars)))
     parts.append(ask)
-    if json_in_prompt:
-        parts.append(JSON_ONLY.format(schema=compact_json(schema)))
+    if json_in_prompt:  # otherwise the schema travels once, in response_format, not twice
+        parts.append(scaffold.json_only.format(schema=compact_json(schema)))
     body: dict[str, Any] = {
         "model": model,
-        "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}],
+        "messages": [
+            {"role": "system", "content": scaffold.system},
+            {"role": "user", "content": "\n\n".join(parts)},
+        ],
         **options.sampling(),
     }
     if not json_in_prompt:
@@ -195,21 +250,18 @@ def _task_text(spec: TaskSpec, lang: str, instruction: str) -> str:
 
 
 def _make_task_text(spec: TaskSpec, lang: str, instruction: str) -> str:
-    output, defs = _output_schema(spec, lang)
-    schema = {**output, "$defs": defs} if defs else output
-    return TASK.format(
+    return SCAFFOLDS[lang].task.format(
         name=getattr(spec.name, lang),
         task=spec.id,
         domain=spec.domain,
         instruction=instruction,
         input=getattr(spec.input, lang),
         format=spec.output.format,
-        schema=compact_json(schema),
     )
 
 
-def _examples(exemplars: tuple[Exemplar, ...]) -> str:
-    return "\n\n".join(f"input: {e.input}\noutput: {e.output}" for e in exemplars)
+def _examples(scaffold: Scaffold, exemplars: tuple[Exemplar, ...]) -> str:
+    return "\n\n".join(scaffold.example.format(input=e.input, output=e.output) for e in exemplars)
 
 
 def _records_schema(spec: TaskSpec, lang: str, n: int) -> dict[str, Any]:

@@ -44,8 +44,8 @@ _ZH_CHARS = (
     "接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处府研质信医院病痛药治疗银行贷款保险合同"
 )
 _ZH_CHARS = "".join(dict.fromkeys(_ZH_CHARS))
-_TARGET_LANG = re.compile(r"Target language:[^\n]*\((en|zh)\)")
-_EXAMPLE_INPUT = re.compile(r"^input: (.+)$", re.M)
+_TARGET_LANG = re.compile(r"(?:Target language:|目标语言：)[^\n]*[(（](en|zh)[)）]")
+_EXAMPLE_INPUT = re.compile(r"^(?:input: |输入：)(.+)$", re.M)
 _SCHEMA_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.S)
 
 

@@ -14,6 +14,7 @@ import pytest
 from catalog import Catalog
 from catalog.records import record_id
 from catalog.settings import Settings
+from synth.cache import ResponseCache
 from synth.config import Budget, Endpoint, Limits
 from synth.job import JobConfig, SynthJob
 from synth.judge import JudgeConfig
@@ -103,6 +104,20 @@ def test_provenance_names_model_template_exemplars_request_and_usage(catalog, st
         assert p["usage"]["prompt_tokens"] > 0 and p["usage"]["completion_tokens"] > 0
         assert len(p["exemplars"]) == 2
         assert all(seeds[e] == "exemplar" for e in p["exemplars"]), "only exemplar seeds may be shown"
+
+
+def test_each_record_carries_the_instruction_its_request_showed_the_model(catalog, store_dir, server):
+    run_job(catalog, store_dir, server, per_task=9)
+    cache = ResponseCache.in_store(store_dir / "synth")
+    shown_to_model = {}
+    for row in stored(store_dir):
+        key = row["provenance"]["cache_key"]
+        if key not in shown_to_model:
+            shown_to_model[key] = json.loads(cache.request_of(key) or "{}")["messages"][1]["content"]
+        assert row["instruction"] in shown_to_model[key], (row["id"], row["instruction"])
+    instructions = {r["instruction"] for r in stored(store_dir) if r["task"] == "med_triage" and r["lang"] == "en"}
+    assert len(instructions) > 1, "paraphrases still vary from request to request"
+    cache.close()
 
 
 def test_a_second_run_sends_no_request_and_writes_nothing(catalog, store_dir, server):

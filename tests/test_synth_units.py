@@ -184,9 +184,14 @@ def test_requests_are_a_pure_function_of_the_slot(catalog):
     assert request_key(first) == request_key(again) != request_key(other)
     schema = first["response_format"]["json_schema"]["schema"]
     assert schema["properties"]["records"]["minItems"] == 4 and "心内科" in json.dumps(schema, ensure_ascii=False)
-    assert "Target language: Chinese (zh)" in first["messages"][1]["content"]
+    prompt = first["messages"][1]["content"]
+    assert "目标语言：简体中文（zh）" in prompt and "Target language" not in prompt, "a Chinese request is Chinese"
+    assert not any(c.isascii() and c.isalpha() for c in first["messages"][0]["content"].replace("JSON", ""))
+    assert "```json" not in prompt, "with response_format the schema is not pasted into the prompt as well"
     prompt_only = records_request(spec, plan_slot(spec, "zh", 7, [], options), "m", options, json_in_prompt=True)
     assert "response_format" not in prompt_only and '"records"' in prompt_only["messages"][1]["content"]
+    english = records_request(spec, plan_slot(spec, "en", 7, [], options), "m", options, json_in_prompt=False)
+    assert "Target language: English (en)" in english["messages"][1]["content"]
 
 
 def test_near_duplicates_are_found_within_task_and_language_only():

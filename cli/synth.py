@@ -115,6 +115,13 @@ def synth(
             rich_help_panel=_PROMPTS,
         ),
     ] = False,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            help="Send records that fail the contract back once with their errors, and keep what gets fixed.",
+            rich_help_panel=_PROMPTS,
+        ),
+    ] = True,
     judge: Annotated[
         bool, typer.Option(help="Score records with an LLM judge; drop low scores.", rich_help_panel=_JUDGE)
     ] = False,
@@ -172,6 +179,7 @@ def synth(
         options=Options(records_per_request, exemplars, temperature, top_p, max_output_tokens, two_stage),
         judge=JudgeConfig(judge_model or model, judge_threshold) if judge else None,
         cache_only=cache_only,
+        repair=repair,
     )
     limits = Limits(concurrency, rpm, tpm, timeout, max_retries, breaker_cooldown=breaker_cooldown)
     budget = Budget(max_requests, max_tokens, max_cost)

@@ -48,6 +48,7 @@ from synth.prompts import (
     outputs_request,
     plan_slot,
     records_request,
+    repair_request,
 )
 from synth.report import JobStats
 from synth.retry import CircuitOpen
@@ -69,6 +70,7 @@ class JobConfig:
     options: Options = field(default_factory=Options)
     judge: JudgeConfig | None = None
     cache_only: bool = False  # re-read cached answers (after a parser fix, say); never call the endpoint
+    repair: bool = True  # send records that fail the contract back once with their errors (one-stage mode)
 
 
 @dataclass
@@ -387,17 +389,66 @@ class SynthJob:
     async def _consider(
         self, pair: _Pair, plan: SlotPlan, reply: Reply, items: list[Any], stages: dict[str, Any]
     ) -> None:
-        candidates = self._candidates(pair, plan, reply, items, stages)
+        candidates = await self._signed(pair, self._candidates(pair, plan, reply, items, stages))
+        passed, faulty = [], []
+        for candidate in candidates:
+            problem = self._problem(pair, candidate)
+            if problem is None:
+                passed.append(candidate)
+            elif problem[0] == "invalid" and self.config.repair and not self.config.options.two_stage:
+                faulty.append((candidate, problem[1]))  # fixable by the model: sent back once, below
+            else:
+                self._reject_record(pair, reply, candidate, *problem)
+        await self._keep(pair, reply, passed)  # what passed is kept before the repair turn is even asked
+        if faulty:
+            await self._repair(pair, plan, reply, faulty)
+
+    async def _signed(self, pair: _Pair, candidates: list[_Candidate]) -> list[_Candidate]:
         if candidates:
             signatures = await self.batcher.signatures(pair.lang, [c.row["input"] for c in candidates])
             for candidate, signature, bands in zip(
                 candidates, signatures, self.novelty.band_keys(signatures), strict=True
             ):
                 candidate.signature, candidate.bands = signature, bands
-        candidates = [c for c in candidates if self._checked(pair, reply, c)]
+        return candidates
+
+    async def _keep(self, pair: _Pair, reply: Reply, candidates: list[_Candidate]) -> None:
         if candidates and self.config.judge is not None:
             candidates = await self._judged(pair, reply, candidates)
         self._accept(pair, reply, candidates)
+
+    async def _repair(self, pair: _Pair, plan: SlotPlan, reply: Reply, faulty: list[tuple[_Candidate, str]]) -> None:
+        """The repair turn: the records that failed the contract go back once with their errors; each corrected
+        record is checked like any other and kept with `repair_of` in its provenance. An original whose correction
+        does not pass is quarantined as `invalid`, with what the repair turn made of it."""
+        spec, model, options = pair.spec, self.endpoint.model, self.config.options
+        sent = [(c.row["input"], c.row["output"], errors) for c, errors in faulty]
+        fixed = await self._ask(lambda j: repair_request(spec, plan, sent, model, options, j))
+        why: dict[int, str] = {}  # position in `faulty` → why its correction was not kept
+        handled: set[int] = set()  # corrections that passed the checks (kept, judged, or surplus to the target)
+        if fixed is not None:
+            self.stats.repair_requests += 1
+            answer = read_items(read_message(fixed.body), "records")
+            items = answer.items[: len(faulty)]
+            why.update({i: "no corrected record came back" for i in range(len(items), len(faulty))})
+            passed = []
+            for candidate in await self._signed(pair, self._candidates(pair, plan, fixed, items, {})):
+                original, errors = faulty[candidate.item]
+                candidate.provenance["repair_of"] = {"cache_key": reply.key, "item": original.item, "errors": errors}
+                problem = self._problem(pair, candidate)
+                if problem is None:
+                    passed.append(candidate)
+                else:
+                    why[candidate.item] = f"{problem[0]}: {problem[1]}"
+            before = pair.stored
+            await self._keep(pair, fixed, passed)  # a correction the judge drops is quarantined there, as itself
+            self.stats.repaired += pair.stored - before
+            stored = {i for i in range(len(items)) if (fixed.key, i) in self._stored_items}  # earlier runs too
+            handled = stored | {c.item for c in passed}
+        for position, (original, errors) in enumerate(faulty):
+            if position not in handled:
+                reason = why.get(position, "wrong shape" if fixed is not None else "not asked: cache-only")
+                self._reject_record(pair, reply, original, "invalid", f"{errors} (repair turn: {reason})")
 
     def _candidates(
         self, pair: _Pair, plan: SlotPlan, reply: Reply, items: list[Any], stages: dict[str, Any]
@@ -455,25 +506,15 @@ class SynthJob:
             candidates.append(_Candidate(index, row, provenance={**provenance_base, "item": index}))
         return candidates
 
-    def _checked(self, pair: _Pair, reply: Reply, candidate: _Candidate) -> bool:
-        """The record contract, PII and novelty; a failure is quarantined with its reason."""
+    def _problem(self, pair: _Pair, candidate: _Candidate) -> tuple[str, str] | None:
+        """What keeps a record out: the record contract, personal data, or novelty; None when it passes."""
         row = candidate.row
-        problems = check_record(row, self.catalog)
-        reason = None
-        if problems:
+        if problems := check_record(row, self.catalog):
             language_only = all(is_language_reason(r) for _, r in problems)
-            reason = "language" if language_only else "invalid"
-            detail = "; ".join(f"{f}: {r}" for f, r in problems)
-        elif _PII_HINT.search(text := row["input"] + "\n" + row["output"]) and (found := find_pii(text)):
-            reason, detail = "pii", ", ".join(map(str, found))
-        else:
-            verdict = self._novelty_problem(pair, candidate)
-            if verdict is not None:
-                reason, detail = verdict
-        if reason is None:
-            return True
-        self._reject_record(pair, reply, candidate, reason, detail)
-        return False
+            return ("language" if language_only else "invalid"), "; ".join(f"{f}: {r}" for f, r in problems)
+        if _PII_HINT.search(text := row["input"] + "\n" + row["output"]) and (found := find_pii(text)):
+            return "pii", ", ".join(map(str, found))
+        return self._novelty_problem(pair, candidate)
 
     def _novelty_problem(self, pair: _Pair, candidate: _Candidate) -> tuple[str, str] | None:
         if candidate.row["id"] in self._ids:

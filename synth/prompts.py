@@ -34,6 +34,8 @@ class Scaffold:
     inputs: str
     outputs: str
     json_only: str
+    repair: str
+    repair_item: str
 
 
 SCAFFOLDS = {
@@ -70,6 +72,12 @@ Return {{"outputs": [...]}} with exactly {n} outputs, the i-th for the i-th inpu
 ```json
 {schema}
 ```""",
+        repair="""Target language: {lang_name}. {native}
+These {n} records were written for this task, and each one fails its checks as listed. Correct each record so
+that it passes: keep its input unless an error is about the input, and change only what the errors name.
+{records}
+Return {{"records": [{{"input": "...", "output": ...}}, ...]}} with exactly {n} records, in order.""",
+        repair_item="{i}. input: {input}\n   output: {output}\n   errors: {errors}",
     ),
     "zh": Scaffold(
         lang_name="简体中文（zh）",
@@ -105,6 +113,12 @@ Return {{"outputs": [...]}} with exactly {n} outputs, the i-th for the i-th inpu
 ```json
 {schema}
 ```""",
+        repair="""目标语言：{lang_name}。{native}
+下面 {n} 条记录是为这个任务写的，每条都没有通过检查，错误列在各条后面。逐条改正，使其通过检查：
+除非错误出在输入上，否则保留输入，只改错误指出的地方。
+{records}
+返回 {{"records": [{{"input": "...", "output": ...}}, ...]}}，恰好 {n} 条记录，第 i 条是改正后的第 i 条。""",
+        repair_item="{i}. 输入：{input}\n   输出：{output}\n   错误：{errors}",
     ),
 }
 TEMPLATES = tuple(text for scaffold in SCAFFOLDS.values() for text in vars(scaffold).values())
@@ -192,6 +206,28 @@ def outputs_request(
     output, defs = _output_schema(spec, lang)
     schema = _wrapper("outputs", output, len(inputs), defs)
     return _request(spec, plan, model, options, text, "outputs", schema, json_in_prompt)
+
+
+def repair_request(
+    spec: TaskSpec,
+    plan: SlotPlan,
+    faulty: list[tuple[str, str, str]],
+    model: str,
+    options: Options,
+    json_in_prompt: bool,
+) -> dict:
+    """The repair turn: records that failed the contract, (input, output, errors) each, sent back once to be fixed.
+    Self-contained (the task, the instruction and the records; no exemplars), so it costs a fraction of the first
+    request and is cached under its own key."""
+    scaffold, n = SCAFFOLDS[plan.lang], len(faulty)
+    listed = "\n".join(
+        scaffold.repair_item.format(i=i, input=text, output=output, errors=errors)
+        for i, (text, output, errors) in enumerate(faulty, start=1)
+    )
+    text = scaffold.repair.format(lang_name=scaffold.lang_name, native=scaffold.native, records=listed, n=n)
+    no_exemplars = SlotPlan(plan.task, plan.lang, plan.slot, (), plan.scenario, plan.persona, plan.instruction)
+    schema = _records_schema(spec, plan.lang, n)
+    return _request(spec, no_exemplars, model, options, text, "records", schema, json_in_prompt)
 
 
 def _voice(plan: SlotPlan) -> dict[str, str]:

@@ -26,7 +26,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-FAULTS = ("429", "quota", "500", "slow", "invalid_json", "length", "refusal", "parrot", "pii", "wrong_language")
+FAULTS = (
+    "429",
+    "quota",
+    "500",
+    "fixable",
+    "slow",
+    "invalid_json",
+    "length",
+    "refusal",
+    "parrot",
+    "pii",
+    "wrong_language",
+)
 _EN_TEXT = (
     "the patient said pain started after dinner last week and it got worse at night while walking to work with "
     "family history of problems bank account transfer fee card loan insurance claim policy refund delayed order "
@@ -45,6 +57,7 @@ _ZH_CHARS = (
 )
 _ZH_CHARS = "".join(dict.fromkeys(_ZH_CHARS))
 _TARGET_LANG = re.compile(r"(?:Target language:|目标语言：)[^\n]*[(（](en|zh)[)）]")
+_REPAIR_TURN = re.compile(r"^ +(?:errors: |错误：)", re.M)  # a request listing records with their errors
 _EXAMPLE_INPUT = re.compile(r"^(?:input: |输入：)(.+)$", re.M)
 _SCHEMA_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.S)
 
@@ -60,6 +73,7 @@ class FakeConfig:
     reject_message: str = "response_format json_schema is not supported"  # ... with this message
     reject_param: str | None = None  # ... and this `param` (OpenAI names the parameter at fault)
     api_key: str | None = None  # when set, other bearer tokens get 401
+    fixes_when_told: bool = True  # a "fixable" slip is not repeated in a request that lists records' errors
     judge_score: int | None = None  # fixes every judge score (the `score` fields) to this value
 
 
@@ -236,6 +250,12 @@ class FakeOpenAI:
             # A model that copies its exemplars with a word changed: near-duplicates of the seeds.
             for record in value["records"]:
                 record["input"] = examples[0] + (" 好" if lang == "zh" else " ok")
+        told = _REPAIR_TURN.search(prompt) is not None and self.config.fixes_when_told
+        if fault == "fixable" and not told and isinstance(value, dict) and value.get("records"):
+            # A model that slips on one record in a way the checks catch, and fixes it when shown the errors.
+            self.stats.faults["fixable_slips"] += 1
+            first = value["records"][0]
+            first["output"] = {} if isinstance(first.get("output"), dict) else ""
         if fault in ("pii", "wrong_language") and isinstance(value, dict) and isinstance(value.get("records"), list):
             for record in value["records"]:
                 if fault == "pii":  # a model that leaks a phone number into its record

@@ -246,3 +246,40 @@ def test_an_endpoint_that_keeps_failing_opens_the_circuit_and_ends_the_job(catal
     assert stats.stop_kind == "endpoint" and "did not recover" in (stats.stopped or "")
     assert stored(store_dir) == []
     assert server.stats.received < 4 * 50, "the breaker stops the retries long before they run out"
+
+
+def test_a_record_that_fails_the_contract_is_sent_back_once_and_its_fix_kept(catalog, store_dir, server):
+    server.config.faults = {"fixable": 2}  # every other answer has one record with an empty output
+    limits = Limits(concurrency=1, timeout=2.0)
+    stats = run_job(catalog, store_dir, server, per_task=9, limits=limits)
+    assert stats.stopped is None and stats.repair_requests > 0 and stats.repaired > 0
+    cache = ResponseCache.in_store(store_dir / "synth")
+    fixed = [row for row in stored(store_dir) if "repair_of" in row["provenance"]]
+    assert len(fixed) == stats.repaired
+    for row in fixed:
+        origin = row["provenance"]["repair_of"]
+        assert origin["errors"] and origin["cache_key"] != row["provenance"]["cache_key"]
+        asked = json.loads(cache.request_of(row["provenance"]["cache_key"]) or "{}")["messages"][1]["content"]
+        assert origin["errors"] in asked, "the repair turn shows the model the errors it is to fix"
+        assert cache.request_of(origin["cache_key"]) is not None, "the faulty answer stays in the cache"
+    cache.close()
+    assert validate_files([store_dir / "synth"], catalog, store_dir / "seeds").ok
+    assert not [r for r in rejects(store_dir) if r["reason"] == "invalid"], "each faulty record was fixed"
+    assert stats.repair_requests == server.stats.faults["fixable_slips"], "one repair turn per faulty answer"
+
+
+def test_a_record_the_repair_turn_does_not_fix_is_quarantined_with_both_errors(catalog, store_dir, server):
+    server.config.faults, server.config.fixes_when_told = {"fixable": 1}, False
+    stats = run_job(catalog, store_dir, server, per_task=6, limits=Limits(concurrency=2, timeout=2.0))
+    assert stats.repair_requests > 0 and stats.repaired == 0
+    unfixed = [r for r in rejects(store_dir) if r["reason"] == "invalid"]
+    assert len(unfixed) == stats.repair_requests, "each unfixed original is quarantined once"
+    assert all(" (repair turn: invalid: output: " in r["detail"] for r in unfixed), unfixed[0]["detail"]
+    assert server.stats.faults["fixable_slips"] == 2 * stats.repair_requests, "a repair is never repaired again"
+
+
+def test_without_the_repair_turn_a_faulty_record_is_quarantined_at_once(catalog, store_dir, server):
+    server.config.faults = {"fixable": 2}
+    stats = run_job(catalog, store_dir, server, per_task=9, limits=Limits(concurrency=1, timeout=2.0), repair=False)
+    assert stats.repair_requests == 0 and stats.rejected["invalid"] > 0
+    assert not any("repair_of" in row["provenance"] for row in stored(store_dir))

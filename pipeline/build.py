@@ -161,11 +161,12 @@ class _Checked:
     overridden: list
 
 
-_PENDING_COLUMNS = ("file", "line", "task", "lang", "input", "output")
+_PENDING_COLUMNS = ("file", "line", "task", "lang", "input", "output", "_at")  # _at: the row in the index
 INDEX_COLUMNS = ("id", "task", "lang", "source", "role", "group", "file", "line", "_reason", "_lingua")
 # Columns of few distinct values are categorical in the index: a file path per record would cost ~60 bytes, its
 # code 4. Polars categoricals sort by their text, so priority order does not depend on which worker saw a value first.
 _CODED = ("task", "lang", "source", "role", "file", "_reason")
+_PENDING_SCHEMA = {c: pl.UInt32 if c == "_at" else FRAME_SCHEMA[c] for c in _PENDING_COLUMNS}
 _INDEX_SCHEMA = {
     c: pl.Categorical() if c in _CODED else FRAME_SCHEMA.get(c, pl.Boolean if c == "_lingua" else pl.String)
     for c in INDEX_COLUMNS
@@ -199,11 +200,19 @@ def load_inputs(
     passed = pl.col("_reason").is_null()  # the records that have a signature, in order
     index = index.with_columns(pl.when(passed).then(passed.cum_sum() - 1).cast(pl.UInt32).alias("_sig_row"))
     # Loaded only now that the workers are gone: held during the read, they would sit beside the workers' memory.
-    signed = [np.load(c.signatures) for c in checked]
-    sig = np.concatenate(signed) if signed else np.zeros((0, Params().num_perm), dtype=np.uint16)
+    sig = np.empty((index.select(passed.sum()).item(), Params().num_perm), dtype=np.uint16)
+    start = 0
+    for part in checked:  # filled in place: a list of parts and their concatenation would hold them twice
+        signed = np.load(part.signatures)
+        sig[start : start + len(signed)] = signed
+        start += len(signed)
     unreadable = [row for c in checked for row in c.unreadable]
     rows = pl.DataFrame(unreadable, schema=_DROP_SCHEMA) if unreadable else None
-    pending = pl.concat([c.pending for c in checked]) if checked else None
+    offset, parts = 0, []
+    for part in checked:  # a worker numbers its pending rows within its own index; here within the whole
+        parts.append(part.pending.with_columns(pl.col("_at") + offset))
+        offset += part.index.height
+    pending = pl.concat(parts) if parts else None
     return index, sig, pending, _quarantine_rows(rows), [p for c in checked for p in c.overridden]
 
 
@@ -228,11 +237,15 @@ def _check_file(path: Path, catalog: Catalog, trusted: bool, work: Path, number:
         failed = (pl.when(pl.col(f"_{s}").is_not_null()).then(pl.lit(s)) for s in RECORD_STEPS)
         frame = frame.with_columns(pl.coalesce(failed).alias("_reason"), pl.coalesce(columns).alias("_detail"))
         frame = frame.drop(columns)
-        frame = frame.with_columns(pl.when(pl.col("_reason").is_null()).then(dedup_key_expr("input")).alias("_key"))
+        frame = frame.with_columns(
+            pl.when(pl.col("_reason").is_null()).then(dedup_key_expr("input")).alias("_key"),
+            pl.int_range(pl.len(), dtype=pl.UInt32).add(sum(i.height for i in indexes)).alias("_at"),
+        )
         passing = frame.filter(pl.col("_reason").is_null())
         signatures.append(signatures_by_language(passing["_key"], passing["lang"]))
         pending.append(passing.filter(pl.col("_lingua")).select(_PENDING_COLUMNS))
         indexes.append(frame.select([pl.col(c).cast(t) for c, t in _INDEX_SCHEMA.items()]))
+        frame = frame.drop("_at")
         for (task_id,), part in frame.group_by(["task"], maintain_order=True):
             folder = work / str(task_id)
             folder.mkdir(parents=True, exist_ok=True)
@@ -243,7 +256,7 @@ def _check_file(path: Path, catalog: Catalog, trusted: bool, work: Path, number:
     signed = work / "_signatures" / f"{number:05d}.npy"
     signed.parent.mkdir(parents=True, exist_ok=True)
     np.save(signed, sig)
-    asked = pl.concat(pending) if pending else pl.DataFrame(schema={c: FRAME_SCHEMA[c] for c in _PENDING_COLUMNS})
+    asked = pl.concat(pending) if pending else pl.DataFrame(schema=_PENDING_SCHEMA)
     return _Checked(index, signed, asked, unreadable, overridden)
 
 
@@ -259,18 +272,20 @@ def _ask_lingua(
         return index, pl.DataFrame(schema=DECISIONS_SCHEMA)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context, initializer=_die_with_parent) as pool:
-        late = pool.submit(_lingua_decisions, pending, catalog).result()
-    marks = late.select(pl.col("file").cast(pl.Categorical()), "line", _late=pl.col("reason").cast(pl.Categorical()))
-    index = index.join(marks, on=["file", "line"], how="left", maintain_order="left")
-    index = index.with_columns(pl.coalesce("_reason", "_late").alias("_reason")).drop("_late")
-    return index, late
+        late, rows = pool.submit(_lingua_decisions, pending, catalog).result()
+    # Marked by row number: only `_reason` is rebuilt, where a join would copy every column of the index.
+    wrong = np.zeros(index.height, dtype=bool)
+    wrong[rows] = True
+    marked = pl.when(pl.Series(wrong)).then(pl.lit("language", pl.Categorical())).otherwise("_reason")
+    return index.with_columns(marked.alias("_reason")), late
 
 
-def _lingua_decisions(rows: pl.DataFrame, catalog: Catalog) -> pl.DataFrame:
-    """The `language` decisions for the pending records (in the lingua process)."""
+def _lingua_decisions(rows: pl.DataFrame, catalog: Catalog) -> tuple[pl.DataFrame, np.ndarray]:
+    """The `language` decisions for the pending records (in the lingua process), and their rows in the index."""
     rows = rows.with_columns(_output_text(rows, catalog).alias("_output_text"))
     flagged = rows.with_columns(_language_reasons(rows, lingua=True)[0]).filter(pl.col("_language").is_not_null())
-    return _conform(flagged.with_columns(reason=pl.lit("language"), detail=pl.col("_language")), DECISIONS_SCHEMA)
+    decisions = _conform(flagged.with_columns(reason=pl.lit("language"), detail=pl.col("_language")), DECISIONS_SCHEMA)
+    return decisions, flagged["_at"].to_numpy()
 
 
 def _die_with_parent() -> None:
@@ -391,13 +406,17 @@ DECISIONS_SCHEMA = {
 }
 
 
-def _drop(frame: pl.DataFrame, mask: pl.Series, reason: str, **columns: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _drop(
+    frame: pl.DataFrame, mask: pl.Series, reason: str, **columns: pl.Series | pl.Expr
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split `frame` by `mask`: the kept rows, and the dropped ones as decisions (reason, detail, twin, similarity).
 
+    Each column is computed for the dropped rows only: an expression is evaluated on them, a Series is aligned with
+    them. (Formatting a detail for every row would cost more memory at ten million records than the index.)
     A null in the mask counts as false: filtering on null would drop the row from both sides, silently.
     """
     mask = mask.fill_null(False)
-    gone = frame.with_columns(pl.lit(reason).alias("reason"), *(v.alias(k) for k, v in columns.items())).filter(mask)
+    gone = frame.filter(mask).with_columns(pl.lit(reason).alias("reason"), *(v.alias(k) for k, v in columns.items()))
     return frame.filter(~mask), _conform(gone, DECISIONS_SCHEMA)
 
 
@@ -452,7 +471,7 @@ def filter_records(
 
     before = frame.height
     first = frame.select(pl.col("id").is_first_distinct()).to_series()
-    frame, exact = _drop(frame, ~first, "exact_duplicate", twin=frame["id"])
+    frame, exact = _drop(frame, ~first, "exact_duplicate", twin=pl.col("id"))  # the kept copy has the same id
     if exact.height:  # the kept copy's place, for the few dropped (formatting it for every row costs memory)
         twins = frame.filter(pl.col("id").is_in(exact["twin"].implode()))
         where = twins.select("id", pl.format("same input as {}:{} (id {})", "file", "line", "id").alias("_where"))
@@ -482,18 +501,17 @@ def _drop_near_duplicates(
     sig_rows = frame["_sig_row"].to_numpy()
     candidates = candidate_pairs_of(sig, frame["task"], frame["lang"], threshold, sig_rows=sig_rows)
     left, right = candidates["left"].to_numpy(), candidates["right"].to_numpy()
-    keys = _spilled_keys(work, frame, np.union1d(left, right))
-    similarity = exact_jaccard(keys, frame["lang"], left, right)
+    rows = np.union1d(left, right)
+    keys, langs = _spilled_keys(work, frame, rows), frame["lang"].gather(rows)
+    similarity = exact_jaccard(keys, langs, np.searchsorted(rows, left), np.searchsorted(rows, right))
     pairs = candidates.with_columns(similarity=pl.Series(similarity)).filter(
         pl.col("similarity") >= config.group_threshold
     )
     twins = pairs.filter(pl.col("same_task") & (pl.col("similarity") >= config.near_duplicate_threshold))
     kept, twin, twin_similarity = keep_first_of_twins(frame.height, twins)
-    twin_rows = np.where(kept, 0, twin)
-    twin_of = frame.select(
-        pl.col("file").gather(twin_rows), pl.col("line").gather(twin_rows), pl.col("id").gather(twin_rows)
-    )
-    similarity_series = pl.Series(twin_similarity).round(3)
+    gone_rows = np.flatnonzero(~kept)
+    twin_of = frame.select("file", "line", "id")[twin[gone_rows]]
+    similarity_series = pl.Series(twin_similarity[gone_rows]).round(3)
     detail = pl.DataFrame([twin_of["file"], twin_of["line"], twin_of["id"], similarity_series]).select(
         pl.format("near-duplicate of {}:{} (id {}), Jaccard {}", *[pl.nth(i) for i in range(4)])
     )
@@ -516,19 +534,20 @@ def _drop_near_duplicates(
 
 
 def _spilled_keys(work: Path, frame: pl.DataFrame, rows: np.ndarray) -> pl.Series:
-    """The comparison keys of `rows` of `frame` (empty elsewhere), read back from the spill: only the candidates'
-    keys are ever in memory at once."""
-    wanted = frame.select("file", "line").with_row_index("_row").filter(pl.col("_row").is_in(rows.tolist()))
-    keys = pl.Series("_key", [""] * frame.height, pl.String)
-    if wanted.is_empty():
-        return keys
+    """The comparison keys of `rows` (sorted, distinct row numbers of `frame`), aligned with them, read back from
+    the spill: only the candidates' keys are ever in memory, and nothing is held for the other rows."""
+    wanted = frame.select("file", "line").with_row_index("_row")[rows]
     found = (
         pl.scan_parquet(work / "*" / "*.parquet")
         .select(pl.col("file").cast(pl.Categorical()), "line", "_key")
         .join(wanted.lazy(), on=["file", "line"], how="inner")
+        .select("_row", "_key")
         .collect(engine="streaming")
+        .sort("_row")
     )
-    return keys.scatter(found["_row"].to_numpy(), found["_key"])
+    if found.height != len(rows):  # every survivor was spilled: a miss is a bug, not bad data
+        raise BuildError(f"{len(rows) - found.height} comparison keys missing from the spill")
+    return found["_key"]
 
 
 def _split_groups(frame: pl.DataFrame, pairs: pl.DataFrame, config: BuildConfig) -> pl.Series:
@@ -576,9 +595,7 @@ def assign_splits(frame: pl.DataFrame, config: BuildConfig) -> tuple[pl.DataFram
     frame = frame.join(by_group.drop("has_exemplar"), on="split_group", how="left", maintain_order="left")
     leak = (pl.col("role") == "exemplar") & pl.col("gold").is_not_null()
     detail = pl.format("in the split group of gold record {} (id {})", "gold_at", "gold")
-    frame, leaks = _drop(
-        frame, frame.select(leak).to_series(), "gold_leak", detail=frame.select(detail).to_series(), twin=frame["gold"]
-    )
+    frame, leaks = _drop(frame, frame.select(leak).to_series(), "gold_leak", detail=detail, twin=pl.col("gold"))
     # A split with no rows breaks `load_dataset` for its config: where a task and language has no validation
     # record, its train group with the lowest hash position moves there (a deterministic choice).
     moved = []

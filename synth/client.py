@@ -62,7 +62,9 @@ class EndpointUnavailable(RuntimeError):
 
 
 def _mode(body: dict[str, Any]) -> str:
-    return "json_schema" if "response_format" in body else "json_prompt"
+    if "response_format" not in body:
+        return "json_prompt"
+    return "json_schema_strict" if body["response_format"].get("json_schema", {}).get("strict") else "json_schema"
 
 
 def estimate_tokens(body: dict[str, Any]) -> int:

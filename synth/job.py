@@ -58,6 +58,11 @@ from validation.pii import PII_HINT, find_pii
 from validation.records import check_record, read_record_file
 
 JSON_MODE_CAPABILITY = "response_format"
+STRICT_CAPABILITY = "json_schema_strict"
+# How the schema is sent, best first: response_format with `strict: true` (the server guarantees the schema),
+# response_format without it, the schema in the prompt. A server that rejects one is asked the next way, and the
+# step is remembered per endpoint and model in the cache.
+SCHEMA_MODES = ("strict", "schema", "prompt")
 _PII_HINT = re.compile(PII_HINT)
 SLOT_HEADROOM = 4  # a (task, language) may use this many times the slots a reject-free run needs, then gives up
 
@@ -132,7 +137,11 @@ class SynthJob:
         self._crash: BaseException | None = None
         self._stopping = False
         self._cursor = 0
-        self.json_in_prompt = False
+        self.schema_mode = "strict"
+
+    @property
+    def json_in_prompt(self) -> bool:
+        return self.schema_mode == "prompt"
 
     # --- set-up --------------------------------------------------------------------------------------------
 
@@ -165,8 +174,11 @@ class SynthJob:
             self.novelty.add_many(task, lang, [r.input for r in records], [r.where for r in records])
         self._stored_items = self._items_in_store()
         self._exemplars = self._exemplar_pools(wanted)
-        supported = self.cache.capability(self.endpoint.public_url, self.endpoint.model, JSON_MODE_CAPABILITY)
-        self.json_in_prompt = supported == "unsupported"
+        url, model = self.endpoint.public_url, self.endpoint.model
+        if self.cache.capability(url, model, JSON_MODE_CAPABILITY) == "unsupported":
+            self.schema_mode = "prompt"
+        elif self.cache.capability(url, model, STRICT_CAPABILITY) == "unsupported":
+            self.schema_mode = "schema"
 
     def _items_in_store(self) -> set[tuple[str, int]]:
         """(cache key, item) of every stored record, from its provenance: a re-read answer's records that are
@@ -342,7 +354,8 @@ class SynthJob:
 
     async def _ask(self, build: Callable[[bool], dict[str, Any]]) -> Reply | None:
         """Send (or find in the cache) the request `build` makes; None when cache-only and not cached."""
-        body = build(self.json_in_prompt)
+        mode = self.schema_mode
+        body = _strict(build(mode == "prompt")) if mode == "strict" else build(mode == "prompt")
         if self.config.cache_only:
             reply = self.client.cached(body)
             if reply is not None:
@@ -351,13 +364,21 @@ class SynthJob:
         try:
             return await self.client.complete(body)
         except ResponseFormatUnsupported:
-            if not self.json_in_prompt:
-                self.json_in_prompt = True
-                self.stats.mode_fallbacks += 1
-                self.cache.set_capability(
-                    self.endpoint.public_url, self.endpoint.model, JSON_MODE_CAPABILITY, "unsupported"
-                )
-            return await self.client.complete(build(True))
+            self._step_down(mode)
+            return await self._ask(build)  # at most twice: prompt mode sends no response_format to reject
+
+    def _step_down(self, failed: str) -> None:
+        """The server rejected the schema sent the `failed` way: use the next way from now on (once, however many
+        requests in flight come back with the same rejection)."""
+        if self.schema_mode != failed:
+            return
+        self.schema_mode = SCHEMA_MODES[SCHEMA_MODES.index(failed) + 1]
+        capability = STRICT_CAPABILITY if failed == "strict" else JSON_MODE_CAPABILITY
+        self.cache.set_capability(self.endpoint.public_url, self.endpoint.model, capability, "unsupported")
+        if failed == "strict":
+            self.stats.strict_fallbacks += 1
+        else:
+            self.stats.mode_fallbacks += 1
 
     def _reject_answer(self, pair: _Pair, plan: SlotPlan, reply: Reply, answer: Items, stage: str) -> None:
         """Quarantine what an answer lost as a whole: a refusal, unreadable JSON, a cut-off tail."""
@@ -550,6 +571,8 @@ class SynthJob:
         body = judge_request(pair.spec, pair.lang, [c.row for c in candidates], judge)
         if self.json_in_prompt:
             body = judge_without_schema(body)
+        elif self.schema_mode == "strict":
+            body = _strict(body)
         if self.config.cache_only:
             answer = self.client.cached(body)
             if answer is None:
@@ -597,6 +620,14 @@ class SynthJob:
             pair.stored += 1
             self.stats.accepted[(pair.spec.id, pair.lang)] += 1
         self.store.append(pair.spec.id, accepted)
+
+
+def _strict(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` with `strict: true` in its response_format's json_schema (where it has one)."""
+    if "response_format" not in body:
+        return body
+    form = body["response_format"]
+    return {**body, "response_format": {**form, "json_schema": {**form["json_schema"], "strict": True}}}
 
 
 def _output_string(spec: TaskSpec, value: Any) -> str:

@@ -35,6 +35,7 @@ class JobStats:
     reserved_tokens: int = 0  # what the requests in flight may still use (synth.ledger); 0 once the job ends
     reserved_cost: float = 0.0
     mode_fallbacks: int = 0  # endpoints found to reject response_format
+    strict_fallbacks: int = 0  # endpoints found to reject `strict: true` (response_format without it still used)
     repair_requests: int = 0  # repair turns asked (records that failed the contract, sent back with their errors)
     repaired: int = 0  # records kept from a repair turn
 
@@ -87,6 +88,7 @@ class JobStats:
             "reserved_cost_usd": round(self.reserved_cost, 6),
             "complete": self.stopped is None,
             "response_format_fallbacks": self.mode_fallbacks,
+            "strict_fallbacks": self.strict_fallbacks,
             "repair_requests": self.repair_requests,
             "repaired": self.repaired,
             "per_task": rows,

@@ -72,6 +72,7 @@ class FakeConfig:
     reject_response_format: bool = False  # answer 400 to json_schema response_format, as some servers do
     reject_message: str = "response_format json_schema is not supported"  # ... with this message
     reject_param: str | None = None  # ... and this `param` (OpenAI names the parameter at fault)
+    reject_strict: bool = False  # answer 400 to `strict: true` (as servers without constrained decoding may)
     api_key: str | None = None  # when set, other bearer tokens get 401
     fixes_when_told: bool = True  # a "fixable" slip is not repeated in a request that lists records' errors
     judge_score: int | None = None  # fixes every judge score (the `score` fields) to this value
@@ -212,6 +213,10 @@ class FakeOpenAI:
         if fault:
             self.stats.faults[fault] += 1
         response_format = request.get("response_format") or {}
+        if self.config.reject_strict and (response_format.get("json_schema") or {}).get("strict"):
+            self.stats.faults["strict_rejected"] += 1
+            error = _error("strict mode is not supported", "invalid_request_error", None, "response_format")
+            return 400, extra, error
         if self.config.reject_response_format and response_format.get("type") == "json_schema":
             error = _error(self.config.reject_message, "invalid_request_error", None, self.config.reject_param)
             return 400, extra, error

@@ -6,6 +6,7 @@ Against the loopback OpenAI-compatible server (real HTTP), and for the dead endp
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import shutil
 from pathlib import Path
@@ -146,3 +147,31 @@ def test_a_bare_bad_request_about_something_else_is_not_taken_for_response_forma
     finally:
         server.stop()
     assert stats.mode_fallbacks == 0 and stats.accepted.total() == 0
+
+
+def test_the_schema_goes_strict_and_steps_down_once_where_strict_is_rejected(catalog, store_dir):
+    server = FakeOpenAI(FakeConfig(reject_strict=True)).serve_in_thread()
+    try:
+        stats = run(catalog, store_dir, server.base_url, per_task=6, limits=Limits(concurrency=8, timeout=5.0))
+        again = run(catalog, store_dir, server.base_url, per_task=12, limits=Limits(concurrency=8, timeout=5.0))
+    finally:
+        server.stop()
+    assert stats.stopped is None and stats.strict_fallbacks == 1 and stats.mode_fallbacks == 0
+    assert server.stats.faults["strict_rejected"] <= 8, "only the requests in flight when it was learned"
+    assert again.strict_fallbacks == 0, "the next job remembers the endpoint takes no strict schema"
+    modes = {row["provenance"]["mode"] for row in read_store(store_dir)}
+    assert modes == {"json_schema"}
+
+
+def test_a_server_that_takes_strict_gets_it(catalog, store_dir):
+    server = FakeOpenAI(FakeConfig()).serve_in_thread()
+    try:
+        stats = run(catalog, store_dir, server.base_url, per_task=3)
+    finally:
+        server.stop()
+    assert stats.strict_fallbacks == 0
+    assert {row["provenance"]["mode"] for row in read_store(store_dir)} == {"json_schema_strict"}
+
+
+def read_store(data_dir: Path) -> list[dict]:
+    return [json.loads(line) for path in sorted((data_dir / "synth").glob("*.jsonl")) for line in path.open()]

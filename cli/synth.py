@@ -11,6 +11,7 @@ import typer
 from catalog import CatalogError, load_catalog
 from catalog.settings import Settings
 from catalog.spec import LANGS
+from synth.batch import BatchJob, BatchOptions
 from synth.config import Budget, EndpointMissing, Limits, resolve_endpoint
 from synth.job import JobConfig, SynthJob
 from synth.judge import JudgeConfig
@@ -25,6 +26,7 @@ EXIT_NO_ENDPOINT = 2
 _ENDPOINT = "Endpoint"
 _LIMITS = "Limits"
 _BUDGET = "Budget"
+_BATCH = "Batch API"
 _PROMPTS = "Prompts"
 _JUDGE = "Judge"
 
@@ -134,6 +136,27 @@ def synth(
     cache_only: Annotated[
         bool, typer.Option(help="Re-read cached answers only (after a parser fix); never call the endpoint.")
     ] = False,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            help="Go through the endpoint's Batch API (upload, create, poll, download) instead of live requests.",
+            rich_help_panel=_BATCH,
+        ),
+    ] = False,
+    batch_poll: Annotated[
+        float, typer.Option(min=0.01, help="Seconds between polls of a batch.", rich_help_panel=_BATCH)
+    ] = 30.0,
+    batch_export: Annotated[
+        Path | None,
+        typer.Option(help="Write the requests a batch would carry to this file, send nothing.", rich_help_panel=_BATCH),
+    ] = None,
+    batch_import: Annotated[
+        Path | None,
+        typer.Option(
+            help="Read a batch runner's output file (e.g. vLLM run_batch) into the cache, then check it.",
+            rich_help_panel=_BATCH,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final report as JSON.")] = False,
     report: Annotated[Path | None, typer.Option(help="Also write the final report as JSON to this file.")] = None,
     progress: Annotated[bool, typer.Option(help="Show the progress bar (on a terminal).")] = True,
@@ -148,7 +171,7 @@ def synth(
     try:
         endpoint = resolve_endpoint(base_url, api_key, model)
     except EndpointMissing as err:
-        if not cache_only:
+        if not (cache_only or batch_export or batch_import):  # those send nothing: no endpoint needed
             typer.echo(f"synth: {err}", err=True)
             raise typer.Exit(EXIT_NO_ENDPOINT) from None
         endpoint = resolve_endpoint("http://cache-only.invalid/v1", None, model)
@@ -184,9 +207,18 @@ def synth(
     limits = Limits(concurrency, rpm, tpm, timeout, max_retries, breaker_cooldown=breaker_cooldown)
     budget = Budget(max_requests, max_tokens, max_cost)
     total = per_task * len(specs) * len(languages)
-    with ProgressBar(total, enabled=progress and not as_json) as bar:
-        job = SynthJob(catalog, settings, endpoint, config, limits, budget, price, on_progress=bar.update)
-        stats = asyncio.run(job.run())
+    if batch or batch_export or batch_import:
+        batched = BatchJob(catalog, settings, endpoint, config, limits, budget, price, BatchOptions(batch_poll))
+        if batch_import is not None:
+            stats = asyncio.run(batched.import_results(batch_import))
+        elif batch_export is not None:
+            stats = asyncio.run(batched.export(batch_export))
+        else:
+            stats = asyncio.run(batched.run())
+    else:
+        with ProgressBar(total, enabled=progress and not as_json) as bar:
+            job = SynthJob(catalog, settings, endpoint, config, limits, budget, price, on_progress=bar.update)
+            stats = asyncio.run(job.run())
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(stats.to_json() + "\n", encoding="utf-8")

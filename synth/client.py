@@ -124,6 +124,8 @@ class LLMClient:
             self._pool_load[pool] -= 1
 
     def cached(self, body: dict[str, Any], key: str | None = None) -> Reply | None:
+        """The cached answer to `body` as `complete` would send it (with the budget's max_tokens where needed)."""
+        body = self.ledger.bounded(body)
         key = key or request_key(body)
         stored = self.cache.get(key)
         if stored is None:

@@ -23,7 +23,7 @@ import numpy as np
 from catalog import Catalog, TaskSpec
 from catalog.records import compact_json, record_id
 from catalog.settings import Settings
-from synth.cache import ResponseCache
+from synth.cache import ResponseCache, canonical_request, key_of
 from synth.client import (
     EndpointRejected,
     EndpointUnavailable,
@@ -76,6 +76,7 @@ class JobConfig:
     judge: JudgeConfig | None = None
     cache_only: bool = False  # re-read cached answers (after a parser fix, say); never call the endpoint
     repair: bool = True  # send records that fail the contract back once with their errors (one-stage mode)
+    defer: bool = False  # Batch mode: send nothing; collect the requests the cache cannot answer (`deferred`)
 
 
 @dataclass
@@ -89,6 +90,7 @@ class _Pair:
     max_slots: int
     next_slot: int = 0
     in_flight: int = 0
+    deferred: int = 0  # slots whose request waits for a batch: they count as records to come
     gave_up: bool = False
 
     @property
@@ -138,6 +140,7 @@ class SynthJob:
         self._stopping = False
         self._cursor = 0
         self.schema_mode = "strict"
+        self.deferred: dict[str, str] = {}  # defer mode: cache key → canonical request, for the next batch
 
     @property
     def json_in_prompt(self) -> bool:
@@ -227,7 +230,9 @@ class SynthJob:
         short = [p for p in self._pairs if p.stored < p.target]
         if short and self.stats.stopped is None:
             names = ", ".join(f"{p.spec.id}/{p.lang}" for p in short[:5])
-            if self.config.cache_only:
+            if self.config.defer and self.deferred:
+                pass  # not short: waiting for the batch that will carry self.deferred
+            elif self.config.cache_only:
                 self._stop(f"cache-only: the cache holds too few answers for {names}", "cache")
             else:
                 self._stop(f"too many rejects: gave up on {names} after {short[0].max_slots} slots", "rejects")
@@ -297,7 +302,8 @@ class SynthJob:
             while not self._stopping:
                 for offset in range(len(self._pairs)):
                     pair = self._pairs[(self._cursor + offset) % len(self._pairs)]
-                    if pair.done or pair.stored + pair.in_flight * per_request >= pair.target:
+                    coming = (pair.in_flight + pair.deferred) * per_request
+                    if pair.done or pair.stored + coming >= pair.target:
                         continue
                     if pair.next_slot >= pair.max_slots:
                         if pair.in_flight == 0:
@@ -327,7 +333,7 @@ class SynthJob:
         if options.two_stage:
             first = await self._ask(lambda j: inputs_request(spec, plan, model, options, j))
             if first is None:
-                return None
+                return self._unanswered(pair)
             inputs = read_items(read_message(first.body), "inputs")
             texts = [t for t in inputs.items if isinstance(t, str) and t.strip()]
             if not texts:
@@ -335,7 +341,7 @@ class SynthJob:
                 return None
             second = await self._ask(lambda j: outputs_request(spec, plan, texts, model, options, j))
             if second is None:
-                return None
+                return self._unanswered(pair)
             outputs = read_items(read_message(second.body), "outputs")
             items = [{"input": text, "output": out} for text, out in zip(texts, outputs.items, strict=False)]
             if len(outputs.items) < len(texts):
@@ -347,25 +353,37 @@ class SynthJob:
         else:
             reply = await self._ask(lambda j: records_request(spec, plan, model, options, j))
             if reply is None:
-                return None
+                return self._unanswered(pair)
             answer = read_items(read_message(reply.body), "records")
             self._reject_answer(pair, plan, reply, answer, stage="records")
             return self._consider(pair, plan, reply, answer.items, {})
+
+    def _unanswered(self, pair: _Pair) -> None:
+        """A slot whose request the cache cannot answer: in defer mode it counts as records to come."""
+        if self.config.defer:
+            pair.deferred += 1
 
     async def _ask(self, build: Callable[[bool], dict[str, Any]]) -> Reply | None:
         """Send (or find in the cache) the request `build` makes; None when cache-only and not cached."""
         mode = self.schema_mode
         body = _strict(build(mode == "prompt")) if mode == "strict" else build(mode == "prompt")
-        if self.config.cache_only:
-            reply = self.client.cached(body)
-            if reply is not None:
-                self.stats.cache_hits += 1
-            return reply
+        if self.config.cache_only or self.config.defer:
+            return self._from_cache(body)
         try:
             return await self.client.complete(body)
         except ResponseFormatUnsupported:
             self._step_down(mode)
             return await self._ask(build)  # at most twice: prompt mode sends no response_format to reject
+
+    def _from_cache(self, body: dict[str, Any]) -> Reply | None:
+        """The cached answer to `body`; without one, None, and in defer mode the request is kept for the batch."""
+        reply = self.client.cached(body)
+        if reply is not None:
+            self.stats.cache_hits += 1
+        elif self.config.defer:
+            canonical = canonical_request(self.client.ledger.bounded(body))
+            self.deferred[key_of(canonical)] = canonical
+        return reply
 
     def _step_down(self, failed: str) -> None:
         """The server rejected the schema sent the `failed` way: use the next way from now on (once, however many
@@ -445,6 +463,8 @@ class SynthJob:
         spec, model, options = pair.spec, self.endpoint.model, self.config.options
         sent = [(c.row["input"], c.row["output"], errors) for c, errors in faulty]
         fixed = await self._ask(lambda j: repair_request(spec, plan, sent, model, options, j))
+        if fixed is None and self.config.defer:
+            return  # the repair turn goes out with the batch; this answer is re-read and repaired next round
         why: dict[int, str] = {}  # position in `faulty` → why its correction was not kept
         handled: set[int] = set()  # corrections that passed the checks (kept, judged, or surplus to the target)
         if fixed is not None:
@@ -573,10 +593,10 @@ class SynthJob:
             body = judge_without_schema(body)
         elif self.schema_mode == "strict":
             body = _strict(body)
-        if self.config.cache_only:
-            answer = self.client.cached(body)
+        if self.config.cache_only or self.config.defer:
+            answer = self._from_cache(body)
             if answer is None:
-                return []
+                return []  # in defer mode the judge's answer comes with the batch: these are judged next round
         else:
             try:
                 answer = await self.client.complete(body)

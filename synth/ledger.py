@@ -77,42 +77,62 @@ class BudgetLedger:
             return {**body, "max_tokens": BUDGETED_MAX_TOKENS}
         return body
 
+    def worst_case(self, body: dict[str, Any]) -> Reservation:
+        prompt, answer = prompt_bound(body), answer_bound(body) or 0
+        return Reservation(prompt, answer, self.price.cost(prompt, answer))
+
     async def reserve(self, body: dict[str, Any]) -> Reservation:
         """Reserve what `body` may cost, waiting while requests in flight may still free some; BudgetSpent when
         nothing is in flight and it does not fit."""
-        prompt, answer = prompt_bound(body), answer_bound(body) or 0
-        wanted = Reservation(prompt, answer, self.price.cost(prompt, answer))
+        wanted = self.worst_case(body)
         async with self._settled:
             while (refused := self._refusal(wanted)) is not None:
                 if self.reserved_requests == 0:
                     raise BudgetSpent(refused)
                 await self._settled.wait()
-            self.reserved_requests += 1
-            self.reserved_tokens += wanted.tokens
-            self.reserved_cost += wanted.cost
-            self._show()
+            self.take(wanted)
+        return wanted
+
+    def try_reserve(self, body: dict[str, Any]) -> Reservation | None:
+        """Reserve what `body` may cost if the budget holds it now (a batch is planned whole, nothing to wait for)."""
+        wanted = self.worst_case(body)
+        if self._refusal(wanted) is not None:
+            return None
+        self.take(wanted)
         return wanted
 
     async def settle(self, reservation: Reservation, usage: dict[str, Any] | None) -> None:
         """The request is back: its reservation is replaced by what it used (nothing for an attempt that got no
         answer; the whole reservation for an answer that reports no usage)."""
         async with self._settled:
-            self.stats.requests += 1  # counted as the reservation ends, so no check sees it twice or not at all
-            self.reserved_requests -= 1
-            self.reserved_tokens -= reservation.tokens
-            self.reserved_cost -= reservation.cost
-            if not self.reserved_requests:  # nothing in flight: clear the float drift of many additions
-                self.reserved_cost = 0.0
-            if usage is not None:
-                prompt = int(usage.get("prompt_tokens") or 0)
-                completion = int(usage.get("completion_tokens") or 0)
-                if not prompt and not completion:  # no usage reported: the worst case is what it may have cost
-                    prompt, completion = reservation.prompt_tokens, reservation.completion_tokens
-                self.stats.prompt_tokens += prompt
-                self.stats.completion_tokens += completion
-                self.stats.cost += self.price.cost(prompt, completion)
-            self._show()
+            self.settle_now(reservation, usage)
             self._settled.notify_all()
+
+    def settle_now(self, reservation: Reservation, usage: dict[str, Any] | None) -> None:
+        """`settle`, for a caller that holds no event loop's turn to wait on (a batch's answers, read at once)."""
+        self.stats.requests += 1  # counted as the reservation ends, so no check sees it twice or not at all
+        self.reserved_requests -= 1
+        self.reserved_tokens -= reservation.tokens
+        self.reserved_cost -= reservation.cost
+        if not self.reserved_requests:  # nothing in flight: clear the float drift of many additions
+            self.reserved_cost = 0.0
+        if usage is not None:
+            prompt = int(usage.get("prompt_tokens") or 0)
+            completion = int(usage.get("completion_tokens") or 0)
+            if not prompt and not completion:  # no usage reported: the worst case is what it may have cost
+                prompt, completion = reservation.prompt_tokens, reservation.completion_tokens
+            self.stats.prompt_tokens += prompt
+            self.stats.completion_tokens += completion
+            self.stats.cost += self.price.cost(prompt, completion)
+        self._show()
+
+    def take(self, wanted: Reservation) -> Reservation:
+        """Reserve `wanted` unconditionally (a request already sent, such as a resumed batch's)."""
+        self.reserved_requests += 1
+        self.reserved_tokens += wanted.tokens
+        self.reserved_cost += wanted.cost
+        self._show()
+        return wanted
 
     def _show(self) -> None:
         self.stats.reserved_tokens, self.stats.reserved_cost = self.reserved_tokens, self.reserved_cost

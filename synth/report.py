@@ -38,6 +38,7 @@ class JobStats:
     strict_fallbacks: int = 0  # endpoints found to reject `strict: true` (response_format without it still used)
     repair_requests: int = 0  # repair turns asked (records that failed the contract, sent back with their errors)
     repaired: int = 0  # records kept from a repair turn
+    batch: dict[str, Any] | None = None  # Batch mode: rounds and each batch's id, status and counts
 
     @property
     def tokens(self) -> int:
@@ -92,6 +93,7 @@ class JobStats:
             "repair_requests": self.repair_requests,
             "repaired": self.repaired,
             "per_task": rows,
+            **({"batch": self.batch} if self.batch is not None else {}),
         }
 
     def to_json(self) -> str:

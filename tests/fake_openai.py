@@ -177,8 +177,10 @@ class FakeOpenAI:
                         headers[key.strip().lower()] = value.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 status, extra, payload = await self._handle(method, path.split("?")[0], headers, body)
-                data = json.dumps(payload, ensure_ascii=False).encode()
-                out = [f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}", "content-type: application/json"]
+                raw = isinstance(payload, bytes)  # a file's content, as GET /files/{id}/content sends it
+                data = payload if raw else json.dumps(payload, ensure_ascii=False).encode()
+                kind = "application/octet-stream" if raw else "application/json"
+                out = [f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}", f"content-type: {kind}"]
                 out += [f"{k}: {v}" for k, v in extra.items()] + [f"content-length: {len(data)}", "", ""]
                 writer.write("\r\n".join(out).encode() + data)
                 await writer.drain()

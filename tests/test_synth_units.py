@@ -225,3 +225,21 @@ def test_the_judge_rubric_fits_the_task_and_unreadable_scores_drop(catalog):
     answer = {"choices": [{"message": {"content": json.dumps({"scores": [{"score": 5, "reason": "ok"}]})}}]}
     verdicts = read_verdicts(answer, 2)
     assert verdicts[0].score == 5 and verdicts[1].score is None
+
+
+def test_the_progress_bar_ends_on_the_final_counts_whatever_the_throttle_skipped():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from synth.progress import ProgressBar
+    from synth.report import JobStats
+
+    out = StringIO()
+    stats = JobStats()
+    with ProgressBar(240, console=Console(file=out, force_terminal=True, width=120)) as bar:
+        stats.accepted[("fin_intent", "en")] = 12
+        bar.update(stats)
+        stats.accepted[("fin_intent", "en")] = 240
+        bar.update(stats)  # within the throttle window: not drawn now
+    assert "240/240" in out.getvalue()

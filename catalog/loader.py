@@ -169,6 +169,7 @@ def _semantic_problems(spec: TaskSpec) -> Iterator[tuple[str, str]]:
             if len(set(texts)) != len(texts):
                 yield f"{group}.{lang}", "the same text appears twice"
     yield from _metric_problems(spec, spec.metric, "metric")
+    yield from _distribution_problems(spec)
     properties = schema.get("properties", {})
     for index, rule in enumerate(spec.output.constraints):
         for field in rule.lte:
@@ -199,6 +200,25 @@ def _format_problems(spec: TaskSpec) -> Iterator[tuple[str, str]]:
         keys, required = set(schema.get("properties", {})), set(schema.get("required", []))
         if not keys or keys != required:
             yield "output.schema.required", "a fields output lists every property as required (fixed keys)"
+
+
+def _distribution_problems(spec: TaskSpec) -> Iterator[tuple[str, str]]:
+    if not spec.label_distribution:
+        return
+    if spec.label_set is None:
+        yield "label_distribution", "only a task of format `label` (one closed set) has a label distribution"
+        return
+    known = [label.en for label in spec.closed_sets[spec.label_set]]
+    for label, weight in spec.label_distribution.items():
+        if label not in known:
+            yield (
+                f"label_distribution.{label}",
+                f"not a label of {spec.label_set!r} (its English labels: {', '.join(known)})",
+            )
+        if weight < 0:
+            yield f"label_distribution.{label}", f"weight {weight:g} is negative"
+    if sum(spec.label_distribution.values()) <= 0:
+        yield "label_distribution", "the weights sum to 0"
 
 
 def _metric_problems(spec: TaskSpec, metric: Any, where: str) -> Iterator[tuple[str, str]]:

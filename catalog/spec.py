@@ -87,6 +87,9 @@ class TaskSpec(_Strict):
     scenarios: Scenarios
     # Longer inputs or outputs are quarantined as `too_long`: a page of text is ~3,000 characters.
     max_chars: int = Field(default=DEFAULT_MAX_CHARS, ge=200)
+    # For a `label` task: the share of each label (English text → weight) the synthesizer steers towards; uniform
+    # when empty. Weights need not sum to 1.
+    label_distribution: dict[str, float] = Field(default_factory=dict)
     _expanded: dict[str, list[str]] = PrivateAttr(default_factory=dict)
 
     def labels(self, set_name: str, lang: str) -> list[str]:
@@ -127,6 +130,24 @@ class TaskSpec(_Strict):
         if field is not None:
             node = node.get("properties", {}).get(field, {})
         return sorted(set(referenced_sets(node)))
+
+    @property
+    def label_set(self) -> str | None:
+        """The closed set a `label` task answers with, or None for every other format."""
+        if self.output.format != "label":
+            return None
+        sets = referenced_sets({k: v for k, v in self.output.schema_.items() if k != "$defs"})
+        return sets[0] if len(sets) == 1 else None
+
+    def label_weights(self, lang: str) -> list[tuple[str, float]]:
+        """(label in `lang`, weight) of a `label` task, in catalog order: the catalog's distribution, else uniform;
+        empty for other formats."""
+        if (name := self.label_set) is None:
+            return []
+        wanted = self.label_distribution
+        return [
+            (getattr(label, lang), wanted.get(label.en, 0.0) if wanted else 1.0) for label in self.closed_sets[name]
+        ]
 
     @property
     def is_structured(self) -> bool:

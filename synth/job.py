@@ -14,6 +14,7 @@ import json
 import math
 import re
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -160,6 +161,9 @@ class SynthJob:
             for lang in self.config.langs:
                 count = len(have.get((spec.id, lang), ()))
                 self.stats.targets[(spec.id, lang)] = self.config.per_task
+                if weights := spec.label_weights("en"):
+                    total = sum(w for _, w in weights)
+                    self.stats.label_targets[(spec.id, lang)] = {label: w / total for label, w in weights}
                 self.stats.existing[(spec.id, lang)] = count
                 if count < self.config.per_task:
                     slots = SLOT_HEADROOM * math.ceil(self.config.per_task / per_request) + 2
@@ -639,6 +643,9 @@ class SynthJob:
             accepted.append(row)
             pair.stored += 1
             self.stats.accepted[(pair.spec.id, pair.lang)] += 1
+            if (label_set := pair.spec.label_set) is not None:
+                label = pair.spec.canonical_label(label_set, pair.lang, row["output"])
+                self.stats.labels.setdefault((pair.spec.id, pair.lang), Counter())[label or "?"] += 1
         self.store.append(pair.spec.id, accepted)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from catalog.records import compact_json
@@ -36,6 +36,7 @@ class Scaffold:
     json_only: str
     repair: str
     repair_item: str
+    steer: str  # for a label task: the outputs the records are to have, in order
 
 
 SCAFFOLDS = {
@@ -78,6 +79,8 @@ that it passes: keep its input unless an error is about the input, and change on
 {records}
 Return {{"records": [{{"input": "...", "output": ...}}, ...]}} with exactly {n} records, in order.""",
         repair_item="{i}. input: {input}\n   output: {output}\n   errors: {errors}",
+        steer="The records' correct outputs, in this order: {labels}. Write each input so that the i-th record's "
+        "correct output is the i-th of these.",
     ),
     "zh": Scaffold(
         lang_name="简体中文（zh）",
@@ -119,6 +122,7 @@ Return {{"records": [{{"input": "...", "output": ...}}, ...]}} with exactly {n} 
 {records}
 返回 {{"records": [{{"input": "...", "output": ...}}, ...]}}，恰好 {n} 条记录，第 i 条是改正后的第 i 条。""",
         repair_item="{i}. 输入：{input}\n   输出：{output}\n   错误：{errors}",
+        steer="这些记录的正确输出依次是：{labels}。请这样写输入：第 i 条记录的正确输出恰好是其中第 i 个。",
     ),
 }
 TEMPLATES = tuple(text for scaffold in SCAFFOLDS.values() for text in vars(scaffold).values())
@@ -165,6 +169,7 @@ class SlotPlan:
     scenario: str
     persona: str
     instruction: str
+    labels: tuple[str, ...] = ()  # a label task's target output per record, drawn by the task's distribution
 
 
 def plan_slot(spec: TaskSpec, lang: str, slot: int, pool: list[Exemplar], options: Options) -> SlotPlan:
@@ -178,13 +183,24 @@ def plan_slot(spec: TaskSpec, lang: str, slot: int, pool: list[Exemplar], option
         scenario=rng.choice(getattr(spec.scenarios, lang)),
         persona=rng.choice(PERSONAS[lang]),
         instruction=rng.choice(spec.instructions_for(lang)),
+        labels=_target_labels(spec, lang, rng, options.records_per_request),
     )
+
+
+def _target_labels(spec: TaskSpec, lang: str, rng: random.Random, n: int) -> tuple[str, ...]:
+    """n labels drawn by the task's label distribution (uniform by default): what a label task's records are asked
+    to be, so a skewed model does not make a skewed dataset."""
+    weights = spec.label_weights(lang)
+    if not weights:
+        return ()
+    labels, shares = zip(*weights, strict=True)
+    return tuple(rng.choices(labels, weights=shares, k=n))
 
 
 def records_request(spec: TaskSpec, plan: SlotPlan, model: str, options: Options, json_in_prompt: bool) -> dict:
     """One-stage request: n complete records."""
     n = options.records_per_request
-    text = SCAFFOLDS[plan.lang].records.format(**_voice(plan), n=n)
+    text = SCAFFOLDS[plan.lang].records.format(**_voice(plan), n=n) + _steering(plan)
     return _request(spec, plan, model, options, text, "records", _records_schema(spec, plan.lang, n), json_in_prompt)
 
 
@@ -192,7 +208,7 @@ def inputs_request(spec: TaskSpec, plan: SlotPlan, model: str, options: Options,
     """Two-stage, first request: n inputs only."""
     n = options.records_per_request
     schema = _wrapper("inputs", {"type": "string", "minLength": 1}, n, {})
-    text = SCAFFOLDS[plan.lang].inputs.format(**_voice(plan), n=n)
+    text = SCAFFOLDS[plan.lang].inputs.format(**_voice(plan), n=n) + _steering(plan)
     return _request(spec, plan, model, options, text, "inputs", schema, json_in_prompt)
 
 
@@ -225,9 +241,16 @@ def repair_request(
         for i, (text, output, errors) in enumerate(faulty, start=1)
     )
     text = scaffold.repair.format(lang_name=scaffold.lang_name, native=scaffold.native, records=listed, n=n)
-    no_exemplars = SlotPlan(plan.task, plan.lang, plan.slot, (), plan.scenario, plan.persona, plan.instruction)
+    no_exemplars = replace(plan, exemplars=(), labels=())
     schema = _records_schema(spec, plan.lang, n)
     return _request(spec, no_exemplars, model, options, text, "records", schema, json_in_prompt)
+
+
+def _steering(plan: SlotPlan) -> str:
+    if not plan.labels:
+        return ""
+    separator = "；" if plan.lang == "zh" else "; "
+    return "\n" + SCAFFOLDS[plan.lang].steer.format(labels=separator.join(plan.labels))
 
 
 def _voice(plan: SlotPlan) -> dict[str, str]:

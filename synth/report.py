@@ -38,6 +38,9 @@ class JobStats:
     strict_fallbacks: int = 0  # endpoints found to reject `strict: true` (response_format without it still used)
     repair_requests: int = 0  # repair turns asked (records that failed the contract, sent back with their errors)
     repaired: int = 0  # records kept from a repair turn
+    # Label tasks: per (task, lang) the share each label is steered towards, and the labels of the records accepted.
+    label_targets: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+    labels: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
     batch: dict[str, Any] | None = None  # Batch mode: rounds and each batch's id, status and counts
 
     @property
@@ -62,6 +65,7 @@ class JobStats:
                 "existing": self.existing[(task, lang)],
                 "accepted": self.accepted[(task, lang)],
                 "total": self.existing[(task, lang)] + self.accepted[(task, lang)],
+                **self._label_columns(task, lang),
             }
             for (task, lang), target in sorted(self.targets.items())
         ]
@@ -94,6 +98,16 @@ class JobStats:
             "repaired": self.repaired,
             "per_task": rows,
             **({"batch": self.batch} if self.batch is not None else {}),
+        }
+
+    def _label_columns(self, task: str, lang: str) -> dict[str, Any]:
+        """For a label task: the target share and the accepted count of each label (catalog order)."""
+        target = self.label_targets.get((task, lang))
+        if not target:
+            return {}
+        got = self.labels.get((task, lang), Counter())
+        return {
+            "labels": {label: {"target": round(share, 4), "accepted": got[label]} for label, share in target.items()}
         }
 
     def to_json(self) -> str:

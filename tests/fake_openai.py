@@ -57,6 +57,7 @@ _ZH_CHARS = (
 )
 _ZH_CHARS = "".join(dict.fromkeys(_ZH_CHARS))
 _TARGET_LANG = re.compile(r"(?:Target language:|目标语言：)[^\n]*[(（](en|zh)[)）]")
+_STEERED = re.compile(r"correct outputs, in this order: (.+?)\. Write each input|正确输出依次是：(.+?)。请这样写输入")
 _REPAIR_TURN = re.compile(r"^ +(?:errors: |错误：)", re.M)  # a request listing records with their errors
 _EXAMPLE_INPUT = re.compile(r"^(?:input: |输入：)(.+)$", re.M)
 _SCHEMA_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.S)
@@ -257,6 +258,12 @@ class FakeOpenAI:
             # A model that copies its exemplars with a word changed: near-duplicates of the seeds.
             for record in value["records"]:
                 record["input"] = examples[0] + (" 好" if lang == "zh" else " ok")
+        steered = _STEERED.search(prompt)
+        if steered and isinstance(value, dict) and isinstance(value.get("records"), list):
+            # A model that follows the instruction to give the records these outputs, in order.
+            wanted = re.split(r"; |；", steered.group(1) or steered.group(2))
+            for record, label in zip(value["records"], wanted, strict=False):
+                record["output"] = label
         told = _REPAIR_TURN.search(prompt) is not None and self.config.fixes_when_told
         if fault == "fixable" and not told and isinstance(value, dict) and value.get("records"):
             # A model that slips on one record in a way the checks catch, and fixes it when shown the errors.

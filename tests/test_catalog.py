@@ -144,3 +144,14 @@ def test_every_error_of_every_file_is_reported_at_once(data_dir: Path, edit_task
 def _run_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Problems name files relative to the working directory, as a user would type them.
     monkeypatch.chdir(tmp_path)
+
+
+def test_a_label_distribution_names_only_labels_of_a_label_task(data_dir: Path, edit_task) -> None:
+    edit_task(
+        "fin_intent", lambda s: s.update(label_distribution={"Fraud report": 3, "Lottery win": 1, "Complaint": -1})
+    )
+    edit_task("med_triage", lambda s: s.update(label_distribution={"Cardiology": 1}))
+    problems = "\n".join(_problems(data_dir))
+    assert "fin_intent.yaml" in problems and "label_distribution.Lottery win: not a label of 'intent'" in problems
+    assert "label_distribution.Complaint: weight -1 is negative" in problems
+    assert "med_triage.yaml" in problems and "only a task of format `label`" in problems

@@ -283,3 +283,18 @@ def test_without_the_repair_turn_a_faulty_record_is_quarantined_at_once(catalog,
     stats = run_job(catalog, store_dir, server, per_task=9, limits=Limits(concurrency=1, timeout=2.0), repair=False)
     assert stats.repair_requests == 0 and stats.rejected["invalid"] > 0
     assert not any("repair_of" in row["provenance"] for row in stored(store_dir))
+
+
+def test_a_label_task_is_steered_to_its_distribution_and_the_report_shows_it(catalog, store_dir, server, edit_task):
+    from catalog import load_catalog
+
+    edit_task("fin_intent", lambda s: s.update(label_distribution={"Fraud report": 3, "Fee dispute": 1}))
+    steered = load_catalog(store_dir / "tasks")
+    stats = run_job(steered, store_dir, server, per_task=120, tasks=["fin_intent"])
+    rows = {row["lang"]: row for row in stats.to_dict()["per_task"]}
+    for lang in ("en", "zh"):
+        labels = rows[lang]["labels"]
+        assert labels["Fraud report"]["target"] == 0.75 and labels["Card loss report"]["target"] == 0
+        assert sum(v["accepted"] for v in labels.values()) == rows[lang]["accepted"] == 120
+        assert abs(labels["Fraud report"]["accepted"] / 120 - 0.75) < 0.12, labels
+        assert labels["Fraud report"]["accepted"] + labels["Fee dispute"]["accepted"] == 120

@@ -243,3 +243,27 @@ def test_the_progress_bar_ends_on_the_final_counts_whatever_the_throttle_skipped
         stats.accepted[("fin_intent", "en")] = 240
         bar.update(stats)  # within the throttle window: not drawn now
     assert "240/240" in out.getvalue()
+
+
+def test_label_tasks_are_asked_for_labels_by_their_distribution_at_scale(catalog):
+    from collections import Counter
+
+    spec = catalog.get("fin_intent").model_copy(
+        update={"label_distribution": {"Fraud report": 6, "Complaint": 2, "Fee dispute": 2}}
+    )
+    drawn = Counter()
+    options = Options(records_per_request=5)
+    for slot in range(4_000):
+        drawn.update(plan_slot(spec, "en", slot, [], options).labels)
+    total = sum(drawn.values())
+    assert set(drawn) == {"Fraud report", "Complaint", "Fee dispute"}
+    assert abs(drawn["Fraud report"] / total - 0.6) < 0.02 and abs(drawn["Complaint"] / total - 0.2) < 0.02
+    uniform = Counter()
+    plain = catalog.get("fin_intent")
+    for slot in range(3_000):
+        uniform.update(plan_slot(plain, "zh", slot, [], options).labels)
+    shares = [n / sum(uniform.values()) for n in uniform.values()]
+    assert len(uniform) == 15 and max(shares) - min(shares) < 0.03, "uniform by default"
+    body = records_request(plain, plan_slot(plain, "zh", 1, [], options), "m", options, json_in_prompt=False)
+    assert "这些记录的正确输出依次是：" in body["messages"][1]["content"]
+    assert plan_slot(catalog.get("med_triage"), "en", 1, [], options).labels == (), "only label tasks are steered"

@@ -218,7 +218,7 @@ def load_inputs(
 
 def _check_file(path: Path, catalog: Catalog, trusted: bool, work: Path, number: int) -> _Checked:
     """One record file, a chunk at a time: normalized, checked, spilled per task; its index and signatures kept."""
-    indexes, signatures, pending, unreadable, overridden = [], [], [], [], []
+    indexes, signatures, keys, pending, unreadable, overridden = [], [], [], [], [], []
     task = path.stem if path.stem in catalog else None
     chunks = iter_record_chunks(path, catalog, trusted=trusted, lines_per_chunk=CHUNK_LINES)
     for chunk_number, chunk in enumerate(chunks):
@@ -243,9 +243,10 @@ def _check_file(path: Path, catalog: Catalog, trusted: bool, work: Path, number:
         )
         passing = frame.filter(pl.col("_reason").is_null())
         signatures.append(signatures_by_language(passing["_key"], passing["lang"]))
+        keys.append(passing.select("_key"))
         pending.append(passing.filter(pl.col("_lingua")).select(_PENDING_COLUMNS))
         indexes.append(frame.select([pl.col(c).cast(t) for c, t in _INDEX_SCHEMA.items()]))
-        frame = frame.drop("_at")
+        frame = frame.drop("_at", "_key")  # the keys are in their own file; the outputs never need them
         for (task_id,), part in frame.group_by(["task"], maintain_order=True):
             folder = work / str(task_id)
             folder.mkdir(parents=True, exist_ok=True)
@@ -256,6 +257,10 @@ def _check_file(path: Path, catalog: Catalog, trusted: bool, work: Path, number:
     signed = work / "_signatures" / f"{number:05d}.npy"
     signed.parent.mkdir(parents=True, exist_ok=True)
     np.save(signed, sig)
+    # The comparison keys in the signatures' order: the parent reads back the few it verifies by row number.
+    keyed = work / "_keys" / f"{number:05d}.parquet"
+    keyed.parent.mkdir(parents=True, exist_ok=True)
+    (pl.concat(keys) if keys else pl.DataFrame(schema={"_key": pl.String})).write_parquet(keyed, compression_level=1)
     asked = pl.concat(pending) if pending else pl.DataFrame(schema=_PENDING_SCHEMA)
     return _Checked(index, signed, asked, unreadable, overridden)
 
@@ -441,11 +446,18 @@ def _in_priority_order(index: pl.DataFrame) -> pl.DataFrame:
     Priority decides which twin survives and which record leads a split group: seeds (gold first) before
     synthesized records, then the order they were written in, so appending to the store never reshuffles.
     """
+    # Files in the order of their paths, by a rank per file: sorting the categorical itself would compare strings.
+    files = index.select(pl.col("file").unique())["file"]
+    codes = files.to_physical().to_numpy()
+    table = np.zeros(int(codes.max()) + 1 if len(codes) else 1, dtype=np.uint32)
+    table[codes[np.argsort(files.cast(pl.String).to_numpy(), kind="stable")]] = np.arange(len(codes), dtype=np.uint32)
+    rank = pl.Series(table[index["file"].to_physical().to_numpy()])
     return (
         index.lazy()
+        .with_columns(rank.alias("_rank"))
         .filter(pl.col("_reason").is_null())
-        .drop("_reason", "_lingua")
-        .sort(pl.col("source") != "seed", pl.col("role") != "gold", "file", "line", maintain_order=True)
+        .sort(pl.col("source") != "seed", pl.col("role") != "gold", "_rank", "line", maintain_order=True)
+        .drop("_reason", "_lingua", "_rank")
         .collect()
     )
 
@@ -534,20 +546,23 @@ def _drop_near_duplicates(
 
 
 def _spilled_keys(work: Path, frame: pl.DataFrame, rows: np.ndarray) -> pl.Series:
-    """The comparison keys of `rows` (sorted, distinct row numbers of `frame`), aligned with them, read back from
-    the spill: only the candidates' keys are ever in memory, and nothing is held for the other rows."""
-    wanted = frame.select("file", "line").with_row_index("_row")[rows]
-    found = (
-        pl.scan_parquet(work / "*" / "*.parquet")
-        .select(pl.col("file").cast(pl.Categorical()), "line", "_key")
-        .join(wanted.lazy(), on=["file", "line"], how="inner")
-        .select("_row", "_key")
-        .collect(engine="streaming")
-        .sort("_row")
-    )
-    if found.height != len(rows):  # every survivor was spilled: a miss is a bug, not bad data
-        raise BuildError(f"{len(rows) - found.height} comparison keys missing from the spill")
-    return found["_key"]
+    """The comparison keys of `rows` (distinct row numbers of `frame`), aligned with them, read back from the
+    workers' key files (one per worker file, in signature order) a file at a time: only the candidates' keys are
+    ever in memory."""
+    sig_rows = frame["_sig_row"].to_numpy()[rows].astype(np.int64)
+    order = np.argsort(sig_rows)
+    wanted, parts, start = sig_rows[order], [], 0
+    for path in sorted((work / "_keys").glob("*.parquet")):
+        count = pl.scan_parquet(path).select(pl.len()).collect().item()
+        here = wanted[(wanted >= start) & (wanted < start + count)] - start
+        if len(here):
+            # `+ ""` copies the values: a gathered string column would keep the whole file's buffer alive.
+            parts.append(pl.read_parquet(path, columns=["_key"])["_key"].gather(here) + "")
+        start += count
+    found = pl.concat(parts) if parts else pl.Series("_key", [], pl.String)
+    if len(found) != len(rows):  # every survivor was spilled: a miss is a bug, not bad data
+        raise BuildError(f"{len(rows) - len(found)} comparison keys missing from the spill")
+    return found.gather(np.argsort(order))
 
 
 def _split_groups(frame: pl.DataFrame, pairs: pl.DataFrame, config: BuildConfig) -> pl.Series:
@@ -565,48 +580,60 @@ def _split_groups(frame: pl.DataFrame, pairs: pl.DataFrame, config: BuildConfig)
     return pl.Series("split_group", frame["id"].to_numpy()[label] if frame.height else [], dtype=pl.String)
 
 
+SPLIT_ENUM = pl.Enum(list(SPLITS))
+
+
 def assign_splits(frame: pl.DataFrame, config: BuildConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Deterministic, leakage-safe split by group: a group with a gold seed is test, and any exemplar seed in it is
     quarantined as a gold leak (exemplars are shown to the synthesizer and belong in train); a group with an
     exemplar is train/validation; other groups fall by the hash of their lead's id, 80/10/10.
 
-    Vectorised over one row per group: a Python dict per group would cost ~250 bytes a group at a million groups.
+    Vectorised over one row per group, and what is joined back to the records is the split alone: a Python dict
+    per group, or a join that copies the records' columns, would cost more than the index at ten million.
     """
     if frame.is_empty():
         return frame.with_columns(pl.lit(None, pl.String).alias("split")), _quarantine_rows(None)
-    gold = pl.col("role") == "gold"
-    by_group = frame.group_by("split_group").agg(
-        has_exemplar=(pl.col("role") == "exemplar").any(),
-        gold=pl.col("id").filter(gold).first(),
-        gold_at=pl.format("{}:{}", "file", "line").filter(gold).first(),
-    )
+    gold, exemplar = pl.col("role") == "gold", pl.col("role") == "exemplar"
+    by_group = frame.group_by("split_group").agg(has_exemplar=exemplar.any(), has_gold=gold.any())
     position = np.fromiter(map(_unit_interval, by_group["split_group"]), dtype=np.float64, count=by_group.height)
     u, test, validation = pl.col("_position"), config.test_share, config.validation_share
     by_group = by_group.with_columns(pl.Series("_position", position)).with_columns(
-        pl.when(pl.col("gold").is_not_null() | (~pl.col("has_exemplar") & (u < test)))
+        pl.when(pl.col("has_gold") | (~pl.col("has_exemplar") & (u < test)))
         .then(pl.lit("test"))
         .when(pl.col("has_exemplar"))
         .then(pl.when(u < validation).then(pl.lit("validation")).otherwise(pl.lit("train")))
         .when(u < test + validation)
         .then(pl.lit("validation"))
         .otherwise(pl.lit("train"))
+        .cast(SPLIT_ENUM)
         .alias("split")
     )
-    frame = frame.join(by_group.drop("has_exemplar"), on="split_group", how="left", maintain_order="left")
-    leak = (pl.col("role") == "exemplar") & pl.col("gold").is_not_null()
-    detail = pl.format("in the split group of gold record {} (id {})", "gold_at", "gold")
-    frame, leaks = _drop(frame, frame.select(leak).to_series(), "gold_leak", detail=detail, twin=pl.col("gold"))
+    per_row = frame.select("split_group").join(
+        by_group.select("split_group", "split"), on="split_group", how="left", maintain_order="left"
+    )
+    frame = frame.with_columns(per_row["split"])
+    # The gold record of each gold group (a few hundred): an exemplar in one of these groups is a leak.
+    golds = (
+        frame.filter(gold)
+        .group_by("split_group", maintain_order=True)
+        .agg(gold=pl.col("id").first(), gold_at=pl.format("{}:{}", "file", "line").first())
+    )
+    leak = frame.select(exemplar & pl.col("split_group").is_in(golds["split_group"].implode())).to_series()
+    leaking = frame.filter(leak).select("split_group").join(golds, on="split_group", how="left", maintain_order="left")
+    detail = leaking.select(pl.format("in the split group of gold record {} (id {})", "gold_at", "gold")).to_series()
+    frame, leaks = _drop(frame, leak, "gold_leak", detail=detail, twin=leaking["gold"])
     # A split with no rows breaks `load_dataset` for its config: where a task and language has no validation
     # record, its train group with the lowest hash position moves there (a deterministic choice).
     moved = []
     for _, part in frame.group_by("task", "lang", maintain_order=True):
         if (part["split"] == "validation").any():
             continue
-        train = part.filter(pl.col("split") == "train").unique("split_group")
+        train = part.filter(pl.col("split") == "train").select(pl.col("split_group").unique())
         if train.height > 1:
-            moved.append(train.sort("_position")["split_group"][0])
-    split = pl.when(pl.col("split_group").is_in(moved)).then(pl.lit("validation")).otherwise("split")
-    return frame.with_columns(split.alias("split")).drop("gold", "gold_at", "_position"), leaks
+            ranked = by_group.join(train, on="split_group", how="semi").sort("_position")
+            moved.append(ranked["split_group"][0])
+    split = pl.when(pl.col("split_group").is_in(moved)).then(pl.lit("validation", SPLIT_ENUM)).otherwise("split")
+    return frame.with_columns(split.alias("split")), leaks
 
 
 def _unit_interval(key: str) -> float:
@@ -674,8 +701,7 @@ def _write_outputs(
     published, quarantined = [], [_spill_quarantine(work, "_unreadable", unreadable)]
     for spec in catalog:
         files = sorted((work / spec.id).glob("*.parquet"))
-        # Without the comparison key: a second copy of every input, needed by nothing written here.
-        rows = pl.scan_parquet(files).drop("_key").collect() if files else None
+        rows = pl.scan_parquet(files).collect() if files else None
         here = placed.filter(pl.col("task") == spec.id).drop("task").with_columns(pl.col("file").cast(pl.String))
         part = rows.join(here, on=["file", "line"], how="inner") if rows is not None else None
         for split in SPLITS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,3 +68,11 @@ def write_jsonl(path: Path, rows: list[dict[str, Any] | str]) -> Path:
 def seed_records(task_id: str) -> list[dict[str, Any]]:
     path = DATA / "seeds" / f"{task_id}.jsonl"
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture
+def dead_port() -> int:
+    """A loopback port nothing listens on: bound by the OS, then released."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

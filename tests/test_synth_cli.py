@@ -108,8 +108,8 @@ def test_unknown_tasks_and_languages_are_named(env_dir: Path):
     assert result.exit_code == 1 and "fr" in result.output
 
 
-def test_the_command_exits_3_for_a_dead_endpoint_and_says_why_on_stderr(env_dir: Path, free_tcp_port: int):
-    url = f"http://127.0.0.1:{free_tcp_port}/v1"  # nothing listens there
+def test_the_command_exits_3_for_a_dead_endpoint_and_says_why_on_stderr(env_dir: Path, dead_port: int):
+    url = f"http://127.0.0.1:{dead_port}/v1"  # nothing listens there
     result = CliRunner().invoke(app, ["synth", "-t", "fin_intent", "-n", "3", "--base-url", url])
     assert result.exit_code == 3, result.output
     assert f"synth: stopped (unavailable): {url} could not be reached" in result.stderr

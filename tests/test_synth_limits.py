@@ -120,8 +120,8 @@ def test_a_quota_error_stops_the_job_at_once(catalog, store_dir):
     assert server.stats.received <= 4 * 2, "no request is retried after a quota error"
 
 
-def test_a_dead_endpoint_ends_the_job_naming_the_url_and_the_error(catalog, store_dir, free_tcp_port):
-    url = f"http://127.0.0.1:{free_tcp_port}/v1"  # nothing listens there
+def test_a_dead_endpoint_ends_the_job_naming_the_url_and_the_error(catalog, store_dir, dead_port):
+    url = f"http://127.0.0.1:{dead_port}/v1"  # nothing listens there
     stats = run(catalog, store_dir, url, limits=Limits(concurrency=4, timeout=5.0, unreachable_for=1.0))
     assert stats.stop_kind == "unavailable"
     assert url in (stats.stopped or "") and "could not be reached for 1s" in stats.stopped

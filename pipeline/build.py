@@ -43,6 +43,7 @@ from validation.near_dup import (
     NEAR_DUPLICATE_THRESHOLD,
     VERIFY_MARGIN,
     Params,
+    Signatures,
     candidate_pairs_of,
     components,
     exact_jaccard,
@@ -123,9 +124,10 @@ def build(
             )
             records_in = _counts(index) + _counts(unreadable)
             steps = _record_steps(index)
-            survivors = _in_priority_order(index)
+            held = [_in_priority_order(index)]
             del index
-            kept, decisions, steps = filter_records(survivors, sig, work, config, steps, clock)
+            # Handed over, not shared: filter_records lets each copy go as it makes the next.
+            kept, decisions, steps = filter_records(held.pop(), sig, work, config, steps, clock)
             kept, leaks = assign_splits(kept, config)
             decisions = pl.concat([decisions, leaks.select(decisions.columns)])
             clock.lap("split")
@@ -155,7 +157,7 @@ class _Checked:
     """What reading and checking one file leaves for the parent: a compact index, not the records themselves."""
 
     index: pl.DataFrame  # INDEX_COLUMNS, one row per readable record; `_reason` is the per-record step it failed
-    signatures: Path  # .npy: one row per record that passed every per-record step, in index order
+    signatures: Path  # SpilledSignatures files: one row per record that passed every per-record step, in order
     pending: pl.DataFrame  # the records that passed, whose language only lingua can decide (few)
     unreadable: list[dict]
     overridden: list
@@ -177,7 +179,7 @@ CHUNK_LINES = 20_000  # lines read, checked and spilled at a time by a worker: i
 
 def load_inputs(
     catalog: Catalog, settings: Settings, work: Path
-) -> tuple[pl.DataFrame, np.ndarray, pl.DataFrame | None, pl.DataFrame, list]:
+) -> tuple[pl.DataFrame, SpilledSignatures, pl.DataFrame | None, pl.DataFrame, list]:
     """Read and check every seed and synth record, spilling the checked records to `work/<task>/*.parquet`.
 
     Returns the index of all readable records; the MinHash signatures of those that passed the per-record steps
@@ -200,12 +202,7 @@ def load_inputs(
     passed = pl.col("_reason").is_null()  # the records that have a signature, in order
     index = index.with_columns(pl.when(passed).then(passed.cum_sum() - 1).cast(pl.UInt32).alias("_sig_row"))
     # Loaded only now that the workers are gone: held during the read, they would sit beside the workers' memory.
-    sig = np.empty((index.select(passed.sum()).item(), Params().num_perm), dtype=np.uint16)
-    start = 0
-    for part in checked:  # filled in place: a list of parts and their concatenation would hold them twice
-        signed = np.load(part.signatures)
-        sig[start : start + len(signed)] = signed
-        start += len(signed)
+    sig = SpilledSignatures([c.signatures for c in checked], index.select(passed.sum()).item())
     unreadable = [row for c in checked for row in c.unreadable]
     rows = pl.DataFrame(unreadable, schema=_DROP_SCHEMA) if unreadable else None
     offset, parts = 0, []
@@ -214,6 +211,36 @@ def load_inputs(
         offset += part.index.height
     pending = pl.concat(parts) if parts else None
     return index, sig, pending, _quarantine_rows(rows), [p for c in checked for p in c.overridden]
+
+
+class SpilledSignatures(Signatures):
+    """The workers' signatures with only their low bytes in memory: the high bytes stay in the workers' files,
+    stored column-major, and a band's columns are read from them when its buckets are formed (3 bytes a text)."""
+
+    def __init__(self, paths: list[Path], count: int):
+        self.low = np.empty((count, Params().num_perm), dtype=np.uint8)
+        self._high: list[tuple[Path, int]] = []
+        start = 0
+        for path in paths:  # filled in place: a list of parts and their concatenation would hold them twice
+            low = np.load(path.with_suffix(".low.npy"))
+            self.low[start : start + len(low)] = low
+            self._high.append((path.with_suffix(".high.npy"), len(low)))
+            start += len(low)
+
+    @staticmethod
+    def write(path: Path, sig: np.ndarray) -> None:
+        np.save(path.with_suffix(".low.npy"), (sig & 0xFF).astype(np.uint8))
+        np.save(path.with_suffix(".high.npy"), np.ascontiguousarray((sig >> 8).astype(np.uint8).T))
+
+    def band(self, columns: slice) -> np.ndarray:
+        high = np.empty((len(self.low), columns.stop - columns.start), dtype=np.uint8)
+        start = 0
+        for path, count in self._high:
+            mapped = np.load(path, mmap_mode="r")  # mapped for this band only: unmapped as it goes out of scope
+            high[start : start + count] = mapped[columns].T
+            start += count
+            del mapped
+        return (high.astype(np.uint16) << 8) | self.low[:, columns]
 
 
 def _check_file(path: Path, catalog: Catalog, trusted: bool, work: Path, number: int) -> _Checked:
@@ -254,9 +281,9 @@ def _check_file(path: Path, catalog: Catalog, trusted: bool, work: Path, number:
             part.write_parquet(spill, compression="zstd", compression_level=1)
     index = pl.concat(indexes) if indexes else pl.DataFrame(schema=_INDEX_SCHEMA)
     sig = np.concatenate(signatures) if signatures else np.zeros((0, Params().num_perm), dtype=np.uint16)
-    signed = work / "_signatures" / f"{number:05d}.npy"
+    signed = work / "_signatures" / f"{number:05d}"
     signed.parent.mkdir(parents=True, exist_ok=True)
-    np.save(signed, sig)
+    SpilledSignatures.write(signed, sig)
     # The comparison keys in the signatures' order: the parent reads back the few it verifies by row number.
     keyed = work / "_keys" / f"{number:05d}.parquet"
     keyed.parent.mkdir(parents=True, exist_ok=True)
@@ -464,7 +491,7 @@ def _in_priority_order(index: pl.DataFrame) -> pl.DataFrame:
 
 def filter_records(
     frame: pl.DataFrame,
-    sig: np.ndarray,
+    sig: Signatures,
     work: Path,
     config: BuildConfig,
     steps: list[dict],
@@ -502,7 +529,7 @@ def filter_records(
 
 
 def _drop_near_duplicates(
-    frame: pl.DataFrame, sig: np.ndarray, work: Path, config: BuildConfig
+    frame: pl.DataFrame, sig: Signatures, work: Path, config: BuildConfig
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Drop a record only for a kept same-task twin at exact Jaccard ≥ the threshold (no chains). Returns the kept
     rows, the decisions for the dropped ones, and the verified pairs ≥ the group threshold among the kept rows.

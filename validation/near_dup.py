@@ -108,8 +108,25 @@ def signatures_by_language(texts: pl.Series, langs: pl.Series, params: Params = 
     return out
 
 
+class Signatures:
+    """16-bit signatures split by byte: the low bytes (n × num_perm) estimate Jaccard, and a band's full 16-bit
+    values (for its bucket key) come from `band`. This in-memory form holds both; the build's keeps the high bytes
+    on disk, read a band at a time, so only the low bytes are resident (81 bytes a text)."""
+
+    def __init__(self, sig: np.ndarray):
+        self.low = (sig & 0xFF).astype(np.uint8)
+        self._sig = sig
+
+    def __len__(self) -> int:
+        return len(self.low)
+
+    def band(self, columns: slice) -> np.ndarray:
+        """The full 16-bit values of `columns` for every text (n × len(columns))."""
+        return self._sig[:, columns]
+
+
 def candidate_pairs_of(
-    sig: np.ndarray,
+    sig: np.ndarray | Signatures,
     tasks: pl.Series,
     langs: pl.Series,
     min_estimate: float,
@@ -120,8 +137,11 @@ def candidate_pairs_of(
     (row i where `sig_rows` is None), so a subset is scored without a copy of its signatures.
 
     Buckets are formed one band at a time from that band's columns, so what is in memory besides `sig` is a few
-    bytes per text, not a copy of the signatures or a key per text and band.
+    bytes per text, not a copy of the signatures or a key per text and band. Estimates compare the low bytes of the
+    signatures (b-bit MinHash with b = 8: chance agreement adds (1 - J) / 256 to an estimate, far below its sampling
+    error); the buckets use all 16 bits, so chance sharers stay as rare as before.
     """
+    sig = sig if isinstance(sig, Signatures) else Signatures(sig)
     rows_per_band = params.num_perm // params.bands
     found: list[pl.DataFrame] = []
     for lang in langs.unique(maintain_order=True).to_list():
@@ -132,7 +152,7 @@ def candidate_pairs_of(
         local = np.arange(rows_of.size, dtype=np.uint32)
         band_pairs: list[pl.DataFrame] = []
         for band in range(params.bands):
-            columns = sig[signed, band * rows_per_band : (band + 1) * rows_per_band]
+            columns = sig.band(slice(band * rows_per_band, (band + 1) * rows_per_band))[signed]
             buckets = (
                 pl.DataFrame({"local": local, "key": band_key(columns, 0, rows_per_band)})
                 .group_by("key")
@@ -144,7 +164,7 @@ def candidate_pairs_of(
             # Scored as they form, so only pairs near the threshold are ever held (chance sharers outnumber
             # them a hundredfold in large, templated stores).
             pairs = _bucket_pairs(buckets)
-            estimate = _estimates(sig, signed[pairs["left"].to_numpy()], signed[pairs["right"].to_numpy()])
+            estimate = _estimates(sig.low, signed[pairs["left"].to_numpy()], signed[pairs["right"].to_numpy()])
             band_pairs.append(
                 pairs.with_columns(estimate=pl.Series(estimate)).filter(pl.col("estimate") >= min_estimate)
             )

@@ -171,25 +171,18 @@ class LLMClient:
                 self.rate_limited.failed(last_error, started)
                 delay = retry_after_seconds(err.response.headers) or backoff_delay(min(sent, 6))
                 delay = min(delay, self.rate_limited.remaining() + 0.05)  # back in time to see the streak end
-            except (openai.APITimeoutError, openai.APIConnectionError) as err:
+            except (openai.APITimeoutError, openai.APIConnectionError, openai.InternalServerError) as err:
                 if _unreachable(err):
                     last_error = f"cannot connect: {err.__cause__ or err}"
                     self.unreachable.failed(last_error, started)
                     delay = min(backoff_delay(min(sent, 6)), self.unreachable.remaining() + 0.05)
-                else:  # the server took the request and then timed out or dropped it
+                else:  # a 5xx, or the server took the request and then timed out or dropped it
                     self.unreachable.ended()
                     self._count_failure(err)
                     self.breaker.failure(started)
                     failures += 1
                     last_error = self._message(err)
                     delay = backoff_delay(failures)
-            except openai.InternalServerError as err:
-                self.unreachable.ended()
-                self._count_failure(err)
-                self.breaker.failure(started)
-                failures += 1
-                last_error = self._message(err)
-                delay = backoff_delay(failures)
             except openai.APIStatusError as err:
                 self.unreachable.ended()
                 self._fail_fast(err, body)

@@ -344,7 +344,7 @@ class BatchJob:
         stats.requests, stats.responses, stats.cost = self.totals.requests, self.totals.responses, self.totals.cost
         stats.prompt_tokens, stats.completion_tokens = self.totals.prompt_tokens, self.totals.completion_tokens
         stats.cache_hits, stats.load_s, stats.started = last.cache_hits, last.load_s, self.totals.started
-        stats.targets, stats.existing, stats.price_known = last.targets, self._existing, last.price_known
+        stats.targets, stats.existing, stats.price_known = last.targets, self._existing or Counter(), last.price_known
         stats.stopped, stats.stop_kind = last.stopped, last.stop_kind
         stats.batch = self.report.to_dict()
         return stats

@@ -76,3 +76,18 @@ def dead_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def with_seeds(data_dir: Path, tasks: list[str]) -> Path:
+    """`data_dir` with the real seeds of `tasks` copied in (the synthesizer's tests pick their exemplars there)."""
+    for task in tasks:
+        shutil.copy(DATA / "seeds" / f"{task}.jsonl", data_dir / "seeds")
+    return data_dir
+
+
+def stored(data_dir: Path) -> list[dict[str, Any]]:
+    """Every record of the synth store of `data_dir`, file by file."""
+    rows: list[dict[str, Any]] = []
+    for path in sorted((data_dir / "synth").glob("*.jsonl")):
+        rows += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return rows

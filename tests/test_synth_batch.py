@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from synth.job import JobConfig
 from synth.prices import Price
 from synth.prompts import Options
 from synth.report import JobStats
-from tests.conftest import DATA, REPO
+from tests.conftest import REPO, stored, with_seeds
 from tests.fake_batch import BatchConfig, FakeBatchServer
 from tests.fake_openai import FakeOpenAI
 from validation.records import validate_files
@@ -35,9 +34,7 @@ NO_BUDGET, FREE = Budget(), Price(0.0, 0.0)
 
 @pytest.fixture
 def store_dir(data_dir: Path) -> Path:
-    for task in TASKS:
-        shutil.copy(DATA / "seeds" / f"{task}.jsonl", data_dir / "seeds")
-    return data_dir
+    return with_seeds(data_dir, TASKS)
 
 
 def batch_job(
@@ -52,10 +49,6 @@ def batch_job(
     config = JobConfig(catalog.select(TASKS), ["en", "zh"], per_task, Options(3, 2, max_tokens=400))
     endpoint = Endpoint(base_url, "sk-test", "fake-model")
     return BatchJob(catalog, Settings(data_dir), endpoint, config, Limits(), budget, price, options, on_status=print)
-
-
-def stored(data_dir: Path) -> list[dict]:
-    return [json.loads(line) for path in sorted((data_dir / "synth").glob("*.jsonl")) for line in path.open()]
 
 
 def met(stats: JobStats) -> bool:

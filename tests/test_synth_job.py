@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from synth.job import JobConfig, SynthJob
 from synth.judge import JudgeConfig
 from synth.prompts import TEMPLATE_HASH, Options
 from synth.report import JobStats
-from tests.conftest import DATA
+from tests.conftest import stored, with_seeds
 from tests.fake_openai import FakeConfig, FakeOpenAI
 from validation.records import read_record_file, validate_files
 
@@ -30,10 +29,7 @@ FAST = Limits(concurrency=8, timeout=2.0, max_retries=6, breaker_cooldown=0.05)
 
 @pytest.fixture
 def store_dir(data_dir: Path) -> Path:
-    """A scratch data folder with the real tasks and the real seeds of the tasks under test."""
-    for task in TASKS:
-        shutil.copy(DATA / "seeds" / f"{task}.jsonl", data_dir / "seeds")
-    return data_dir
+    return with_seeds(data_dir, TASKS)
 
 
 @pytest.fixture
@@ -58,13 +54,6 @@ def run_job(
     endpoint = Endpoint(server.base_url, "sk-test-key", "fake-model")
     job = SynthJob(catalog, Settings(data_dir), endpoint, job_config, limits, budget)
     return asyncio.run(job.run())
-
-
-def stored(data_dir: Path) -> list[dict]:
-    rows = []
-    for path in sorted((data_dir / "synth").glob("*.jsonl")):
-        rows += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    return rows
 
 
 def rejects(data_dir: Path) -> list[dict]:

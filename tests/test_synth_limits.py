@@ -6,9 +6,7 @@ Against the loopback OpenAI-compatible server (real HTTP), and for the dead endp
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-import shutil
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,7 @@ from synth.ledger import BUDGETED_MAX_TOKENS, prompt_bound
 from synth.prices import Price
 from synth.prompts import Options
 from synth.report import JobStats
-from tests.conftest import DATA
+from tests.conftest import stored, with_seeds
 from tests.fake_openai import FakeConfig, FakeOpenAI
 
 TASKS = ["fin_intent", "med_triage"]
@@ -29,9 +27,7 @@ TASKS = ["fin_intent", "med_triage"]
 
 @pytest.fixture
 def store_dir(data_dir: Path) -> Path:
-    for task in TASKS:
-        shutil.copy(DATA / "seeds" / f"{task}.jsonl", data_dir / "seeds")
-    return data_dir
+    return with_seeds(data_dir, TASKS)
 
 
 def run(
@@ -159,7 +155,7 @@ def test_the_schema_goes_strict_and_steps_down_once_where_strict_is_rejected(cat
     assert stats.stopped is None and stats.strict_fallbacks == 1 and stats.mode_fallbacks == 0
     assert server.stats.faults["strict_rejected"] <= 8, "only the requests in flight when it was learned"
     assert again.strict_fallbacks == 0, "the next job remembers the endpoint takes no strict schema"
-    modes = {row["provenance"]["mode"] for row in read_store(store_dir)}
+    modes = {row["provenance"]["mode"] for row in stored(store_dir)}
     assert modes == {"json_schema"}
 
 
@@ -170,8 +166,4 @@ def test_a_server_that_takes_strict_gets_it(catalog, store_dir):
     finally:
         server.stop()
     assert stats.strict_fallbacks == 0
-    assert {row["provenance"]["mode"] for row in read_store(store_dir)} == {"json_schema_strict"}
-
-
-def read_store(data_dir: Path) -> list[dict]:
-    return [json.loads(line) for path in sorted((data_dir / "synth").glob("*.jsonl")) for line in path.open()]
+    assert {row["provenance"]["mode"] for row in stored(store_dir)} == {"json_schema_strict"}

@@ -64,6 +64,9 @@ STRICT_CAPABILITY = "json_schema_strict"
 # response_format without it, the schema in the prompt. A server that rejects one is asked the next way, and the
 # step is remembered per endpoint and model in the cache.
 SCHEMA_MODES = ("strict", "schema", "prompt")
+# A server that enforces response_format answers JSON. This many answers in a row that are text but not JSON show
+# that it takes the field and ignores it (as `transformers serve` does): the schema then goes into the prompt.
+UNSHAPED_ANSWERS_TO_STEP_DOWN = 3
 _PII_HINT = re.compile(PII_HINT)
 SLOT_HEADROOM = 4  # a (task, language) may use this many times the slots a reject-free run needs, then gives up
 
@@ -141,6 +144,7 @@ class SynthJob:
         self._stopping = False
         self._cursor = 0
         self.schema_mode = "strict"
+        self._unshaped_in_a_row = 0
         self.deferred: dict[str, str] = {}  # defer mode: cache key → canonical request, for the next batch
 
     @property
@@ -182,7 +186,7 @@ class SynthJob:
         self._stored_items = self._items_in_store()
         self._exemplars = self._exemplar_pools(wanted)
         url, model = self.endpoint.public_url, self.endpoint.model
-        if self.cache.capability(url, model, JSON_MODE_CAPABILITY) == "unsupported":
+        if self.cache.capability(url, model, JSON_MODE_CAPABILITY) in ("unsupported", "ignored"):
             self.schema_mode = "prompt"
         elif self.cache.capability(url, model, STRICT_CAPABILITY) == "unsupported":
             self.schema_mode = "schema"
@@ -374,10 +378,13 @@ class SynthJob:
         if self.config.cache_only or self.config.defer:
             return self._from_cache(body)
         try:
-            return await self.client.complete(body)
+            reply = await self.client.complete(body)
         except ResponseFormatUnsupported:
             self._step_down(mode)
             return await self._ask(build)  # at most twice: prompt mode sends no response_format to reject
+        if mode != "prompt":
+            self._watch_shape(mode, reply)
+        return reply
 
     def _from_cache(self, body: dict[str, Any]) -> Reply | None:
         """The cached answer to `body`; without one, None, and in defer mode the request is kept for the batch."""
@@ -401,6 +408,23 @@ class SynthJob:
             self.stats.strict_fallbacks += 1
         else:
             self.stats.mode_fallbacks += 1
+
+    def _watch_shape(self, mode: str, reply: Reply) -> None:
+        """Count answers to a structured request that are not JSON; enough in a row and the server ignores
+        response_format, so the schema goes into the prompt from now on (and for the next job: it is remembered).
+        An empty answer or a refusal says nothing either way."""
+        message = read_message(reply.body)
+        text = (message.content or "").lstrip()
+        if not text or message.refusal or self.schema_mode != mode:
+            return
+        if text.startswith(("{", "[")):
+            self._unshaped_in_a_row = 0
+            return
+        self._unshaped_in_a_row += 1
+        if self._unshaped_in_a_row >= UNSHAPED_ANSWERS_TO_STEP_DOWN:
+            self.schema_mode = "prompt"
+            self.cache.set_capability(self.endpoint.public_url, self.endpoint.model, JSON_MODE_CAPABILITY, "ignored")
+            self.stats.response_format_ignored = True
 
     def _reject_answer(self, pair: _Pair, plan: SlotPlan, reply: Reply, answer: Items, stage: str) -> None:
         """Quarantine what an answer lost as a whole: a refusal, unreadable JSON, a cut-off tail."""

@@ -64,6 +64,8 @@ def read_items(message: Message, key: str) -> Items:
         return Items(problem="refusal", detail="the endpoint's content filter stopped the answer")
     text = (message.content or "").strip()
     if not text:
+        if message.finish_reason == "length":  # some servers return nothing of an answer cut off at max_tokens
+            return Items(problem="truncated", detail="empty answer, cut off at max_tokens")
         return Items(problem="invalid_json", detail="empty answer")
     value = _whole_json(text)
     if value is not None:

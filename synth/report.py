@@ -35,6 +35,7 @@ class JobStats:
     reserved_tokens: int = 0  # what the requests in flight may still use (synth.ledger); 0 once the job ends
     reserved_cost: float = 0.0
     mode_fallbacks: int = 0  # endpoints found to reject response_format
+    response_format_ignored: bool = False  # the endpoint took response_format and answered other than JSON
     strict_fallbacks: int = 0  # endpoints found to reject `strict: true` (response_format without it still used)
     repair_requests: int = 0  # repair turns asked (records that failed the contract, sent back with their errors)
     repaired: int = 0  # records kept from a repair turn
@@ -94,6 +95,7 @@ class JobStats:
             "complete": self.stopped is None,
             "response_format_fallbacks": self.mode_fallbacks,
             "strict_fallbacks": self.strict_fallbacks,
+            "response_format_ignored": self.response_format_ignored,
             "repair_requests": self.repair_requests,
             "repaired": self.repaired,
             "per_task": rows,
@@ -124,6 +126,8 @@ class JobStats:
             f"accepted {data['accepted']}  rejected {sum(self.rejected.values())}: {rejected}",
             f"elapsed {data['elapsed_s']:.1f}s  " + (f"stopped: {self.stopped}" if self.stopped else "all targets met"),
         ]
+        if self.response_format_ignored:
+            lines.append("the endpoint ignores response_format: the schema went into the prompt instead")
         short = [r for r in data["per_task"] if r["total"] < r["target"]]
         lines += [f"  short: {r['task']}/{r['lang']} {r['total']}/{r['target']}" for r in short[:20]]
         return "\n".join(lines)

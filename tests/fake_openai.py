@@ -74,6 +74,8 @@ class FakeConfig:
     reject_message: str = "response_format json_schema is not supported"  # ... with this message
     reject_param: str | None = None  # ... and this `param` (OpenAI names the parameter at fault)
     reject_strict: bool = False  # answer 400 to `strict: true` (as servers without constrained decoding may)
+    ignore_response_format: bool = False  # take response_format without a word and answer prose, as `transformers
+    # serve` does: only a schema quoted in the prompt shapes the answer then
     api_key: str | None = None  # when set, other bearer tokens get 401
     fixes_when_told: bool = True  # a "fixable" slip is not repeated in a request that lists records' errors
     judge_score: int | None = None  # fixes every judge score (the `score` fields) to this value
@@ -251,7 +253,7 @@ class FakeOpenAI:
         prompt = "\n".join(str(m.get("content", "")) for m in request.get("messages", []))
         lang_match = _TARGET_LANG.search(prompt)
         lang = lang_match.group(1) if lang_match else "en"
-        schema = _schema_of(request, prompt)
+        schema = _schema_of({} if self.config.ignore_response_format else request, prompt)
         value = _Filler(schema, lang, rng, self.config.judge_score).value(schema) if schema else {"text": "ok"}
         examples = _EXAMPLE_INPUT.findall(prompt)
         if fault == "parrot" and examples and isinstance(value, dict) and isinstance(value.get("records"), list):
@@ -281,6 +283,8 @@ class FakeOpenAI:
                         "東京の自動車部品メーカーは、海外需要の減少により通期の業績予想を下方修正したと発表した。"
                     )
         content: str | None = json.dumps(value, ensure_ascii=False)
+        if schema is None and self.config.ignore_response_format:  # told no format at all: a chatty answer
+            content = "Of course! Here are a few examples you could use:\n1. A customer asks about a fee."
         finish, refusal = "stop", None
         if fault == "invalid_json":
             content = "Sure! Here are the records: {records: [oops, " + content[:40]

@@ -159,6 +159,20 @@ def test_the_schema_goes_strict_and_steps_down_once_where_strict_is_rejected(cat
     assert modes == {"json_schema"}
 
 
+def test_a_server_that_silently_ignores_response_format_gets_the_schema_in_the_prompt(catalog, store_dir):
+    server = FakeOpenAI(FakeConfig(ignore_response_format=True)).serve_in_thread()
+    try:
+        stats = run(catalog, store_dir, server.base_url, per_task=6, limits=Limits(concurrency=4, timeout=5.0))
+        again = run(catalog, store_dir, server.base_url, per_task=12, limits=Limits(concurrency=4, timeout=5.0))
+    finally:
+        server.stop()
+    assert stats.stopped is None and stats.response_format_ignored
+    assert stats.rejected["invalid_json"] <= 3 + 4, "the answers that showed it, and those already in flight"
+    assert "ignores response_format" in stats.render()
+    assert again.stopped is None and again.rejected["invalid_json"] == 0, "the next job starts in prompt mode"
+    assert {row["provenance"]["mode"] for row in stored(store_dir)} == {"json_prompt"}
+
+
 def test_a_server_that_takes_strict_gets_it(catalog, store_dir):
     server = FakeOpenAI(FakeConfig()).serve_in_thread()
     try:

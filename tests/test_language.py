@@ -244,10 +244,12 @@ def test_vectorised_equals_one_by_one_on_generated_texts() -> None:
     rows += [(t, lang) for t, lang, _ in WRONG] + RIGHT
     frame = pl.DataFrame({"text": [t for t, _ in rows], "lang": [lang for _, lang in rows]}, strict=False)
     vectorised = language_problems(frame, "text").to_list()
-    one_by_one = [language_problem(t, lang) if lang else None for t, lang in rows]
-    differing = [(rows[i], v, o) for i, (v, o) in enumerate(zip(vectorised, one_by_one, strict=True)) if v != o]
-    assert differing == []
-    flagged = sum(reason is not None for reason in one_by_one)
+    screened = [language_problem(t, lang) if lang else None for t, lang in rows]
+    full = [language_problem(t, lang, screens=False) if lang else None for t, lang in rows]
+    for answers in (vectorised, screened):
+        differing = [(rows[i], a, f) for i, (a, f) in enumerate(zip(answers, full, strict=True)) if a != f]
+        assert differing == []
+    flagged = sum(reason is not None for reason in full)
     assert 0.2 * len(rows) < flagged < 0.8 * len(rows)  # the generator reaches both sides of every rule
 
 

@@ -37,8 +37,9 @@ ones; a short traditional text with fewer than 4 traditional-only characters pas
 the labelled language holds the majority; English whose every letter is a Cyrillic look-alike reads as Russian.
 
 `language_problems` settles clean rows with cheap vectorised screens (a few Polars regex passes, no Python per
-row), and counts the full facts, decides and asks lingua only for the rest; `language_problem` counts the full
-facts of its one text. The screens only settle what the full decision passes, so both give the same answers.
+row), and counts the full facts, decides and asks lingua only for the rest; `language_problem` runs the same screens
+on its one text in Python, then counts the full facts where they do not settle it. The screens only settle what the
+full decision passes, so both give the same answers.
 """
 
 from __future__ import annotations
@@ -166,9 +167,12 @@ def is_language_reason(reason: str) -> bool:
     return reason.startswith(REASON_PREFIX)
 
 
-def language_problem(text: str, lang: str) -> str | None:
-    """Why `text` does not read as `lang`, or None when it does (or is too short, or `lang` is not en or zh)."""
-    if lang not in ("en", "zh") or not text:
+def language_problem(text: str, lang: str, *, screens: bool = True) -> str | None:
+    """Why `text` does not read as `lang`, or None when it does (or is too short, or `lang` is not en or zh).
+
+    The screens of `language_problems` settle most clean texts first, with a regex search or two instead of counting
+    every fact; `screens=False` decides from the full facts alone (the tests compare the two)."""
+    if lang not in ("en", "zh") or not text or (screens and _passes_screens(text, lang)):
         return None
     verdict = _decide(_facts(text), lang, text)
     if verdict is _Ask.LINGUA:
@@ -228,6 +232,18 @@ def language_problems(frame: pl.DataFrame, column: str, lang_column: str = "lang
         for index, values in zip(ask, _detector().compute_language_confidence_values_in_parallel(texts), strict=True):
             verdicts[index] = _lingua_reason(values)
     return reasons.scatter(open_rows["row"], pl.Series(verdicts, dtype=pl.String))
+
+
+def _passes_screens(text: str, lang: str) -> bool:
+    """`language_problems`' screens for one text, in Python: True only where the full decision passes it."""
+    p = _patterns()
+    if lang == "en":
+        english, foreign = p.python_words
+        return not p.python_non_ascii.search(text) and english.search(text) is not None and not foreign.search(text)
+    return not p.python_zh_doubt.search(text) or (
+        not p.python_zh_suspicious.search(text)
+        and len(p.python_han_run.findall(text)) >= len(p.python_latin_word.findall(text))
+    )
 
 
 def _decide(facts: _Facts, lang: str, text: str) -> str | _Ask | None:
@@ -330,6 +346,13 @@ class _Patterns(NamedTuple):
     han_run: str
     latin_word: str
     naming: dict[str, re.Pattern[str]]  # for the buckets of several scripts
+    # The screens compiled for Python (one text at a time): the English and foreign function words, and the rest.
+    python_words: tuple[re.Pattern[str], re.Pattern[str]]
+    python_non_ascii: re.Pattern[str]
+    python_zh_doubt: re.Pattern[str]
+    python_zh_suspicious: re.Pattern[str]
+    python_han_run: re.Pattern[str]
+    python_latin_word: re.Pattern[str]
 
 
 @cache
@@ -376,17 +399,25 @@ def _patterns() -> _Patterns:
     ]
     suspicious = _class((named | other) - ascii_ - (bmp_han - traditional))
     h = _class(bmp_han)[1:-1]
+    non_ascii_letter = _class((named | other) - ascii_)
+    zh_doubt = f"{suspicious}|^[^{h}]*[A-Za-z]|[A-Za-z][^{h}A-Za-z]+[A-Za-z]"
     return _Patterns(
         counts=tuple((p, False) for p in classes) + tuple((p, True) for p in rust_words) + ((accented, False),),
         python_counts=tuple(python_counts),
-        non_ascii_letter=_class((named | other) - ascii_),
+        non_ascii_letter=non_ascii_letter,
         english=rust_words[0],
         foreign=rust_words[1],
-        zh_doubt=f"{suspicious}|^[^{h}]*[A-Za-z]|[A-Za-z][^{h}A-Za-z]+[A-Za-z]",
+        zh_doubt=zh_doubt,
         zh_suspicious=suspicious,
         han_run=f"[{h}]+",
         latin_word=_class(latin) + "+",
         naming={name: re.compile(_class(codes)) for name, codes in [*alphabets.items(), ("other", other)]},
+        python_words=(python_words[0], python_words[1]),
+        python_non_ascii=re.compile(non_ascii_letter),
+        python_zh_doubt=re.compile(zh_doubt),
+        python_zh_suspicious=re.compile(suspicious),
+        python_han_run=re.compile(f"[{h}]+"),
+        python_latin_word=re.compile(_class(latin) + "+"),
     )
 
 

@@ -48,6 +48,9 @@ _EN_TEXT = (
     "pharmacy dose tablet fever cough headache stomach knee back shoulder rash itchy swollen dizzy breath chest"
 )
 _EN_WORDS = _EN_TEXT.split()
+# English as a model writes it has function words between the content words (about every third word), and so
+# reads as English without a language model (validation.language); a bag of content words alone would not.
+_EN_FUNCTION_WORDS = ("the", "and", "with", "that", "for", "about", "but", "when", "which")
 _ZH_CHARS = (
     "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多"
     "定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由"
@@ -378,10 +381,13 @@ class _Filler:
         if self.lang == "zh":
             text = "".join(self.rng.choice(_ZH_CHARS) for _ in range(max(min_length, 24) + self.rng.randint(0, 30)))
             return text[:max_length] + "。"[: max(0, max_length - len(text[:max_length]))]
-        words: list[str] = []
+        words = [self.rng.choice(_EN_WORDS), self.rng.choice(_EN_FUNCTION_WORDS)]  # the first one is capitalised
         while len(" ".join(words)) < max(min_length, 90) + self.rng.randint(0, 90):
-            words.append(self.rng.choice(_EN_WORDS))
-        return (" ".join(words).capitalize() + ".")[:max_length]
+            words.append(self.rng.choice(_EN_WORDS if self.rng.random() < 0.7 else _EN_FUNCTION_WORDS))
+        text = " ".join(words).capitalize() + "."
+        if len(text) > max_length:  # whole words, as a model keeping to a length writes (a cut "che" is Italian)
+            text = text[: max_length + 1].rsplit(" ", 1)[0][:max_length]
+        return text
 
 
 def _error(message: str, kind: str, code: str | None, param: str | None = None) -> dict[str, Any]:

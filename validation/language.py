@@ -239,9 +239,9 @@ def _passes_screens(text: str, lang: str) -> bool:
     p = _patterns()
     if lang == "en":
         english, foreign = p.python_words
-        return not p.python_non_ascii.search(text) and english.search(text) is not None and not foreign.search(text)
-    return not p.python_zh_doubt.search(text) or (
-        not p.python_zh_suspicious.search(text)
+        return not p.python_non_ascii(text) and english.search(text) is not None and not foreign.search(text)
+    return not p.python_zh_doubt(text) or (
+        not p.python_zh_suspicious(text)
         and len(p.python_han_run.findall(text)) >= len(p.python_latin_word.findall(text))
     )
 
@@ -335,6 +335,23 @@ def _detector() -> LanguageDetector:
     ).build()
 
 
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+class _Search(NamedTuple):
+    """A search with a huge character class, made fast for Python's re: the class cut to the BMP first (re tests
+    every character against each range beyond it, ~0.4 µs a character), the whole class only for a text that holds
+    a character beyond the BMP at all. Same answer as `full.search`."""
+
+    bmp: re.Pattern[str]
+    full: re.Pattern[str]
+
+    def __call__(self, text: str) -> bool:
+        if self.bmp.search(text) is not None:
+            return True
+        return _ASTRAL.search(text) is not None and self.full.search(text) is not None
+
+
 class _Patterns(NamedTuple):
     counts: tuple[tuple[str, bool], ...]  # Rust regexes for Polars in _Facts order, and whether presence is counted
     python_counts: tuple[Callable[[str], int], ...]  # the same counts in Python
@@ -348,9 +365,9 @@ class _Patterns(NamedTuple):
     naming: dict[str, re.Pattern[str]]  # for the buckets of several scripts
     # The screens compiled for Python (one text at a time): the English and foreign function words, and the rest.
     python_words: tuple[re.Pattern[str], re.Pattern[str]]
-    python_non_ascii: re.Pattern[str]
-    python_zh_doubt: re.Pattern[str]
-    python_zh_suspicious: re.Pattern[str]
+    python_non_ascii: _Search
+    python_zh_doubt: _Search
+    python_zh_suspicious: _Search
     python_han_run: re.Pattern[str]
     python_latin_word: re.Pattern[str]
 
@@ -401,6 +418,8 @@ def _patterns() -> _Patterns:
     h = _class(bmp_han)[1:-1]
     non_ascii_letter = _class((named | other) - ascii_)
     zh_doubt = f"{suspicious}|^[^{h}]*[A-Za-z]|[A-Za-z][^{h}A-Za-z]+[A-Za-z]"
+    bmp = set(range(0x10000))
+    bmp_suspicious = _class(((named | other) - ascii_ - (bmp_han - traditional)) & bmp)
     return _Patterns(
         counts=tuple((p, False) for p in classes) + tuple((p, True) for p in rust_words) + ((accented, False),),
         python_counts=tuple(python_counts),
@@ -413,9 +432,9 @@ def _patterns() -> _Patterns:
         latin_word=_class(latin) + "+",
         naming={name: re.compile(_class(codes)) for name, codes in [*alphabets.items(), ("other", other)]},
         python_words=(python_words[0], python_words[1]),
-        python_non_ascii=re.compile(non_ascii_letter),
-        python_zh_doubt=re.compile(zh_doubt),
-        python_zh_suspicious=re.compile(suspicious),
+        python_non_ascii=_Search(re.compile(_class((named | other) - ascii_ & bmp)), re.compile(non_ascii_letter)),
+        python_zh_doubt=_Search(re.compile(zh_doubt.replace(suspicious, bmp_suspicious, 1)), re.compile(zh_doubt)),
+        python_zh_suspicious=_Search(re.compile(bmp_suspicious), re.compile(suspicious)),
         python_han_run=re.compile(f"[{h}]+"),
         python_latin_word=re.compile(_class(latin) + "+"),
     )

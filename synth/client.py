@@ -1,26 +1,20 @@
 """One chat completion, end to end: cache lookup, budget, rate limits, retries, circuit breaker, cache write.
 
-The `openai` SDK does the HTTP (`AsyncOpenAI`, any base URL); its own retries are off because this layer retries
-with Retry-After, jitter and a shared slow-down that the SDK's per-request retries cannot give. Two things keep the
-client's CPU cost per request low enough for hundreds of requests a second: the body goes out through the client's
-generic `post` (the body is already plain JSON, so the typed-parameter transform of `chat.completions.create` would
-only walk the large schema again), and connections are spread over several small pools, because the HTTP pool's
-bookkeeping grows with the number of connections it holds.
+The POST itself is `synth.http` (aiohttp: the client's CPU per request is what bounds hundreds of requests a
+second); everything that decides what an answer means is here: retries with Retry-After, jitter and a shared
+slow-down, quota and credential errors that stop the job, a rejected response_format that changes how to ask.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
-import httpx2
-import openai
-
 from synth.cache import ResponseCache, canonical_request, key_of, request_key
 from synth.config import Budget, Endpoint, Limits
+from synth.http import Dropped, JSONPoster, StatusError, TimedOut, Unreachable
 from synth.ledger import BudgetLedger, BudgetSpent
 from synth.prices import Price
 from synth.ratelimit import AdaptiveConcurrency, RateLimiter
@@ -31,8 +25,6 @@ _SCHEMA_WORDS = ("response_format", "json_schema", "schema", "structured")
 # Error codes that say the structured-output request itself is what the server refuses (OpenAI, Azure, vLLM...).
 _SCHEMA_CODES = {"unsupported_parameter", "unsupported_value", "invalid_response_format", "response_format_unsupported"}
 _QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached", "billing_not_active", "quota_exceeded"}
-CONNECTIONS_PER_POOL = 16
-_JSON = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -74,11 +66,6 @@ def estimate_tokens(body: dict[str, Any]) -> int:
     return chars // 3 + int(body.get("max_tokens") or 1000)
 
 
-def _unreachable(err: Exception) -> bool:
-    """Whether the connection itself failed (refused, no route, name unknown, connect timeout): no server answered."""
-    return isinstance(err.__cause__, (httpx2.ConnectError, httpx2.ConnectTimeout))
-
-
 class LLMClient:
     def __init__(
         self, endpoint: Endpoint, limits: Limits, budget: Budget, price: Price, cache: ResponseCache, stats: JobStats
@@ -91,37 +78,12 @@ class LLMClient:
         self.ledger = BudgetLedger(budget, price, stats)
         self.rate_limited = Streak(limits.rate_limited_for)
         self.unreachable = Streak(limits.unreachable_for)
-        pools = max(1, math.ceil(limits.concurrency / CONNECTIONS_PER_POOL))
-        per_pool = math.ceil(limits.concurrency / pools)
-        connections = httpx2.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
-        timeout = httpx2.Timeout(limits.timeout, connect=limits.connect_timeout)
-        self._sdks = [
-            openai.AsyncOpenAI(
-                base_url=endpoint.base_url,
-                api_key=endpoint.api_key,
-                max_retries=0,
-                timeout=timeout,
-                http_client=openai.DefaultAsyncHttpxClient(limits=connections, timeout=timeout),
-            )
-            for _ in range(pools)
-        ]
-        self._pool_load = [0] * pools
+        self.poster = JSONPoster(
+            endpoint.base_url, endpoint.api_key, limits.timeout, limits.connect_timeout, limits.concurrency
+        )
 
     async def close(self) -> None:
-        for sdk in self._sdks:
-            await sdk.close()
-
-    async def _post(self, content: bytes) -> httpx2.Response:
-        """POST /chat/completions on the least busy pool; the SDK raises its usual errors for non-2xx answers.
-        The body goes as the canonical JSON already made for the cache key: serialised once, not twice."""
-        pool = self._pool_load.index(min(self._pool_load))
-        self._pool_load[pool] += 1
-        try:
-            return await self._sdks[pool].post(
-                "/chat/completions", cast_to=httpx2.Response, content=content, options={"headers": _JSON}
-            )
-        finally:
-            self._pool_load[pool] -= 1
+        await self.poster.close()
 
     def cached(self, body: dict[str, Any], key: str | None = None) -> Reply | None:
         """The cached answer to `body` as `complete` would send it (with the budget's max_tokens where needed)."""
@@ -157,38 +119,42 @@ class LLMClient:
             usage: dict[str, Any] | None = None  # what the attempt cost: None when no answer came
             rate_limited, delay = False, 0.0
             try:
-                raw = await self._post(content)
+                answer = await self.poster.post(content)
                 self.unreachable.ended()
-                text = raw.text
-                reply_body = json.loads(text)
-                request_id = raw.headers.get("x-request-id")
-            except openai.RateLimitError as err:
+                reply_body = json.loads(answer.text)
+                request_id = answer.headers.get("x-request-id")
+            except Unreachable as err:
+                last_error = f"cannot connect: {err}"
+                self.unreachable.failed(last_error, started)
+                delay = min(backoff_delay(min(sent, 6)), self.unreachable.remaining() + 0.05)
+            except StatusError as err:
                 self.unreachable.ended()
-                self.stats.rate_limited += 1
-                rate_limited = True
-                self._stop_on_quota(err)
-                last_error = f"429 {self._message(err)}"
-                self.rate_limited.failed(last_error, started)
-                delay = retry_after_seconds(err.response.headers) or backoff_delay(min(sent, 6))
-                delay = min(delay, self.rate_limited.remaining() + 0.05)  # back in time to see the streak end
-            except (openai.APITimeoutError, openai.APIConnectionError, openai.InternalServerError) as err:
-                if _unreachable(err):
-                    last_error = f"cannot connect: {err.__cause__ or err}"
-                    self.unreachable.failed(last_error, started)
-                    delay = min(backoff_delay(min(sent, 6)), self.unreachable.remaining() + 0.05)
-                else:  # a 5xx, or the server took the request and then timed out or dropped it
-                    self.unreachable.ended()
-                    self._count_failure(err)
+                if err.status == 429:
+                    self.stats.rate_limited += 1
+                    rate_limited = True
+                    self._stop_on_quota(err)
+                    last_error = f"429 {self._message(err)}"
+                    self.rate_limited.failed(last_error, started)
+                    delay = retry_after_seconds(err.headers) or backoff_delay(min(sent, 6))
+                    delay = min(delay, self.rate_limited.remaining() + 0.05)  # back in time to see the streak end
+                else:
+                    if err.status < 500:
+                        self._fail_fast(err, body)
+                    else:
+                        self.stats.server_errors += 1
                     self.breaker.failure(started)
                     failures += 1
-                    last_error = self._message(err)
+                    last_error = f"{err.status} {self._message(err)}"
                     delay = backoff_delay(failures)
-            except openai.APIStatusError as err:
+            except (TimedOut, Dropped) as err:  # the server took the request and then went quiet or dropped it
                 self.unreachable.ended()
-                self._fail_fast(err, body)
+                if isinstance(err, TimedOut):
+                    self.stats.timeouts += 1
+                else:
+                    self.stats.server_errors += 1
                 self.breaker.failure(started)
                 failures += 1
-                last_error = f"{err.status_code} {self._message(err)}"
+                last_error = str(err)
                 delay = backoff_delay(failures)
             except json.JSONDecodeError as err:
                 usage = {}  # answered, so perhaps billed, and no usage to say how much: the reservation is spent
@@ -199,7 +165,7 @@ class LLMClient:
             else:
                 self.breaker.success()
                 self.rate_limited.ended()
-                self.cache.put(key, canonical, text, request_id)  # durable before anything else looks at it
+                self.cache.put(key, canonical, answer.text, request_id)  # durable before anything else looks at it
                 usage = reply_body.get("usage") or {}
                 self.stats.responses += 1
                 tokens = int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0)
@@ -227,40 +193,31 @@ class LLMClient:
                 f"{url} answered nothing but 429 for {self.rate_limited.limit:g}s ({self.rate_limited.cause})"
             )
 
-    def _stop_on_quota(self, err: openai.APIStatusError) -> None:
+    def _stop_on_quota(self, err: StatusError) -> None:
         """A 429 that is about quota or billing, not rate: no waiting helps, the job stops with that cause."""
-        if err.code in _QUOTA_CODES or getattr(err, "type", None) in _QUOTA_CODES:
+        if err.code in _QUOTA_CODES or err.type in _QUOTA_CODES:
             raise EndpointRejected(
                 f"the endpoint refuses for quota or billing (429 {err.code or err.type}): {self._message(err)}"
             )
 
-    def _count_failure(self, err: Exception) -> None:
-        if isinstance(err, openai.APITimeoutError):
-            self.stats.timeouts += 1
-        else:
-            self.stats.server_errors += 1
-
-    def _fail_fast(self, err: openai.APIStatusError, body: dict[str, Any]) -> None:
+    def _fail_fast(self, err: StatusError, body: dict[str, Any]) -> None:
         """Errors no retry can fix: a rejected response_format, bad credentials, unknown model or route."""
         message = self._message(err)
-        if err.status_code in (400, 422) and "response_format" in body and self._names_response_format(err):
+        if err.status in (400, 422) and "response_format" in body and self._names_response_format(err):
             raise ResponseFormatUnsupported(message)
-        if err.status_code in (401, 403):
-            raise EndpointRejected(f"the endpoint refused the credentials ({err.status_code}): {message}")
-        if err.status_code == 404:
+        if err.status in (401, 403):
+            raise EndpointRejected(f"the endpoint refused the credentials ({err.status}): {message}")
+        if err.status == 404:
             raise EndpointRejected(f"not found at {self.endpoint.public_url} (404): {message}")
-        if 400 <= err.status_code < 500:
-            raise RequestFailed(f"{err.status_code}: {message}")
+        raise RequestFailed(f"{err.status}: {message}")
 
-    def _names_response_format(self, err: openai.APIStatusError) -> bool:
+    def _names_response_format(self, err: StatusError) -> bool:
         """Whether a 400 is about the structured-output request: by the error's `param` and `code` first (a body
         whose message is only "Bad Request" still names its param), by its words only where a server sends neither."""
-        param = str(getattr(err, "param", None) or "")
+        param = err.param or ""
         if param.startswith("response_format") or err.code in _SCHEMA_CODES:
             return True
         return not param and not err.code and any(w in self._message(err).lower() for w in _SCHEMA_WORDS)
 
-    def _message(self, err: Exception) -> str:
-        body = getattr(err, "body", None)
-        text = body.get("message") if isinstance(body, dict) and body.get("message") else str(err)
-        return self.endpoint.redact(str(text))[:300]
+    def _message(self, err: StatusError) -> str:
+        return self.endpoint.redact(err.message)[:300]

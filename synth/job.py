@@ -25,6 +25,7 @@ from catalog import Catalog, TaskSpec
 from catalog.records import compact_json, record_id
 from catalog.settings import Settings
 from synth.cache import ResponseCache, canonical_request, key_of
+from synth.check_queue import CheckQueue
 from synth.client import (
     EndpointRejected,
     EndpointUnavailable,
@@ -132,6 +133,7 @@ class SynthJob:
         self.store = SynthStore(settings.synth_dir)
         self.novelty = NoveltyIndex()
         self.batcher = SignatureBatcher(self.novelty)
+        self.checks = CheckQueue()
         self.limits = limits
         self.on_progress = on_progress or (lambda stats: None)
         self._ids: set[str] = set()
@@ -185,11 +187,21 @@ class SynthJob:
             self.novelty.add_many(task, lang, [r.input for r in records], [r.where for r in records])
         self._stored_items = self._items_in_store()
         self._exemplars = self._exemplar_pools(wanted)
+        self._warm_up()
         url, model = self.endpoint.public_url, self.endpoint.model
         if self.cache.capability(url, model, JSON_MODE_CAPABILITY) in ("unsupported", "ignored"):
             self.schema_mode = "prompt"
         elif self.cache.capability(url, model, STRICT_CAPABILITY) == "unsupported":
             self.schema_mode = "schema"
+
+    def _warm_up(self) -> None:
+        """Check one exemplar of each pair now: the checks' one-time set-up (the language screens' regexes, each
+        task's compiled output schema, ~0.3 s in all) then runs before the first requests, not while their answers
+        wait to be read."""
+        for pair in self._pairs:
+            for exemplar in self._exemplars.get((pair.spec.id, pair.lang), [])[:1]:
+                row = {"task": pair.spec.id, "lang": pair.lang, "input": exemplar.input, "output": exemplar.output}
+                check_record({**row, "instruction": pair.spec.instructions_for(pair.lang)[0]}, self.catalog)
 
     def _items_in_store(self) -> set[tuple[str, int]]:
         """(cache key, item) of every stored record, from its provenance: a re-read answer's records that are
@@ -232,6 +244,7 @@ class SynthJob:
             if self._crash is not None:
                 raise self._crash
         finally:
+            await self.checks.close()
             await self.client.close()
             self.store.close()
             self.cache.close()
@@ -458,8 +471,8 @@ class SynthJob:
     ) -> None:
         candidates = await self._signed(pair, self._candidates(pair, plan, reply, items, stages))
         passed, faulty = [], []
-        for candidate in candidates:
-            problem = self._problem(pair, candidate)
+        problems = await self.checks.run(lambda: [self._problem(pair, c) for c in candidates])
+        for candidate, problem in zip(candidates, problems, strict=True):
             if problem is None:
                 passed.append(candidate)
             elif problem[0] == "invalid" and self.config.repair and not self.config.options.two_stage:
@@ -479,10 +492,11 @@ class SynthJob:
                 candidate.signature, candidate.bands = signature, bands
         return candidates
 
-    async def _keep(self, pair: _Pair, reply: Reply, candidates: list[_Candidate]) -> None:
+    async def _keep(self, pair: _Pair, reply: Reply, candidates: list[_Candidate]) -> int:
+        """Judge (where asked) and accept `candidates`; how many were stored."""
         if candidates and self.config.judge is not None:
             candidates = await self._judged(pair, reply, candidates)
-        self._accept(pair, reply, candidates)
+        return await self.checks.run(lambda: self._accept(pair, reply, candidates))
 
     async def _repair(self, pair: _Pair, plan: SlotPlan, reply: Reply, faulty: list[tuple[_Candidate, str]]) -> None:
         """The repair turn: the records that failed the contract go back once with their errors; each corrected
@@ -509,9 +523,10 @@ class SynthJob:
                     passed.append(candidate)
                 else:
                     why[candidate.item] = f"{problem[0]}: {problem[1]}"
-            before = pair.stored
-            await self._keep(pair, fixed, passed)  # a correction the judge drops is quarantined there, as itself
-            self.stats.repaired += pair.stored - before
+            # A correction the judge drops is quarantined there, as itself. Counted from what this call stored:
+            # other slots' records are accepted while it waits its turn.
+            kept = await self._keep(pair, fixed, passed)  # not `repaired += await ...`: that reads before it waits
+            self.stats.repaired += kept
             stored = {i for i in range(len(items)) if (fixed.key, i) in self._stored_items}  # earlier runs too
             handled = stored | {c.item for c in passed}
         for position, (original, errors) in enumerate(faulty):
@@ -647,8 +662,9 @@ class SynthJob:
                 self._reject_record(pair, reply, candidate, reason, detail)
         return kept
 
-    def _accept(self, pair: _Pair, reply: Reply, candidates: list[_Candidate]) -> None:
-        """Accept in order until the pair's target: no await in here, so no other slot interleaves."""
+    def _accept(self, pair: _Pair, reply: Reply, candidates: list[_Candidate]) -> int:
+        """Accept in order until the pair's target, and say how many: no await in here, so no other slot
+        interleaves."""
         accepted = []
         for candidate in candidates:
             if pair.stored >= pair.target:
@@ -671,6 +687,7 @@ class SynthJob:
                 label = pair.spec.canonical_label(label_set, pair.lang, row["output"])
                 self.stats.labels.setdefault((pair.spec.id, pair.lang), Counter())[label or "?"] += 1
         self.store.append(pair.spec.id, accepted)
+        return len(accepted)
 
 
 def _strict(body: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,9 @@ import numpy as np
 import pytest
 
 from synth.cache import ResponseCache, request_key
+from synth.check_queue import CheckQueue
 from synth.config import EndpointMissing, resolve_endpoint
+from synth.http import endpoint_url, env_proxy, status_error
 from synth.judge import JudgeConfig, judge_request, read_verdicts, rubric
 from synth.novelty import NoveltyIndex, SignatureBatcher
 from synth.parsing import Message, read_items
@@ -267,3 +270,71 @@ def test_label_tasks_are_asked_for_labels_by_their_distribution_at_scale(catalog
     body = records_request(plain, plan_slot(plain, "zh", 1, [], options), "m", options, json_in_prompt=False)
     assert "这些记录的正确输出依次是：" in body["messages"][1]["content"]
     assert plan_slot(catalog.get("med_triage"), "en", 1, [], options).labels == (), "only label tasks are steered"
+
+
+def test_queued_checks_run_one_per_turn_of_the_loop_with_other_work_between_any_two() -> None:
+    log: list[str] = []
+
+    async def main() -> list[int]:
+        queue = CheckQueue()
+        stop = asyncio.Event()
+
+        async def other_work() -> None:  # what reading answers and sending requests stands for
+            while not stop.is_set():
+                log.append("io")
+                await asyncio.sleep(0)
+
+        def check(n: int) -> int:
+            log.append("check")
+            if n == 7:
+                raise ValueError("bad record 7")
+            return n * n
+
+        ticker = asyncio.create_task(other_work())
+        results = await asyncio.gather(*(queue.run(lambda n=n: check(n)) for n in range(40)), return_exceptions=True)
+        stop.set()
+        await ticker
+        await queue.close()
+        return results
+
+    results = asyncio.run(main())
+    assert [r for i, r in enumerate(results) if i != 7] == [n * n for n in range(40) if n != 7]
+    assert isinstance(results[7], ValueError), "a check's exception reaches the one who asked for it"
+    checks = [i for i, entry in enumerate(log) if entry == "check"]
+    assert len(checks) == 40 and all(b - a > 1 for a, b in itertools.pairwise(checks))
+
+
+def test_the_proxy_comes_from_the_environment_once_and_no_proxy_is_honoured(monkeypatch) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert env_proxy("https://api.openai.com/v1/chat/completions") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1,.corp")
+    assert env_proxy("https://api.openai.com/v1/chat/completions") == "http://proxy.internal:3128"
+    assert env_proxy("http://127.0.0.1:8000/v1/chat/completions") is None, "plain http has no proxy set"
+    assert env_proxy("https://llm.corp/v1/chat/completions") is None, "NO_PROXY covers the host"
+
+
+def test_the_chat_url_keeps_the_base_path_and_query() -> None:
+    assert endpoint_url("http://h:8000/v1/", "/chat/completions") == "http://h:8000/v1/chat/completions"
+    assert endpoint_url("https://x.azure.com/openai/deployments/d?api-version=2024-10-21", "/chat/completions") == (
+        "https://x.azure.com/openai/deployments/d/chat/completions?api-version=2024-10-21"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "message", "code", "param"),
+    [
+        ('{"error": {"message": "Bad Request", "type": "invalid_request_error", "param": "response_format"}}',
+         "Bad Request", None, "response_format"),
+        ('{"error": {"message": "You exceeded your quota", "code": "insufficient_quota"}}',
+         "You exceeded your quota", "insufficient_quota", None),
+        ('{"detail": "Not Found"}', "Not Found", None, None),  # FastAPI's shape
+        ('{"error": "model not loaded"}', "model not loaded", None, None),  # llama.cpp's older shape
+        ("<html>502 Bad Gateway</html>", "<html>502 Bad Gateway</html>", None, None),
+        ("", "HTTP 400", None, None),
+    ],
+)  # fmt: skip
+def test_an_error_body_is_read_for_its_message_code_and_param(body, message, code, param) -> None:
+    error = status_error(400, {}, body)
+    assert (error.message, error.code, error.param) == (message, code, param)

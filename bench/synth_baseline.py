@@ -49,11 +49,16 @@ async def run(base_url: str, count: int, concurrency: int, model: str, records_p
             await client.chat.completions.create(**body)
             done += 1
 
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     await asyncio.gather(*(one(b) for b in requests))
-    elapsed = time.monotonic() - started
+    elapsed, cpu = time.monotonic() - started, time.process_time() - cpu
     await client.close()
-    return {"requests": done, "elapsed_s": round(elapsed, 3), "requests_per_s": round(done / elapsed, 2)}
+    return {
+        "requests": done,
+        "elapsed_s": round(elapsed, 3),
+        "requests_per_s": round(done / elapsed, 2),
+        "cpu_s": round(cpu, 3),
+    }
 
 
 def main() -> None:

@@ -191,7 +191,8 @@ def synth(
     if (price_in is None) != (price_out is None):
         typer.echo("synth: give both --price-in and --price-out, or neither", err=True)
         raise typer.Exit(1)
-    price = price_of(model, (price_in, price_out) if price_in is not None and price_out is not None else None)
+    override = (price_in, price_out) if price_in is not None and price_out is not None else None
+    price = price_of(model, override, batch=batch)
     if max_cost is not None and not price.known:
         typer.echo(f"synth: --max-cost: no price for {model!r}; pass --price-in and --price-out", err=True)
         raise typer.Exit(1)

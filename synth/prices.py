@@ -2,7 +2,8 @@
 
 USD per million tokens (input, output), from the providers' public price lists. A model served locally (vLLM,
 Ollama, llama.cpp) costs nothing here; an unknown hosted model has no price unless one is given with
---price-in/--price-out, and the report says so.
+--price-in/--price-out, and the report says so. Through the Batch API a table price is halved (OpenAI bills batch
+requests at 50% of the live price); a price given on the command line is taken as the price of the mode in use.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ PRICES_PER_MILLION: dict[str, tuple[float, float]] = {
     "o3-mini": (1.10, 4.40),
     "gpt-3.5-turbo": (0.50, 1.50),
 }
+BATCH_PRICE_FACTOR = 0.5  # OpenAI's Batch API: "50% lower costs" than the same requests live
 
 
 @dataclass(frozen=True)
@@ -34,13 +36,15 @@ class Price:
         return (prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million) / 1_000_000
 
 
-def price_of(model: str, override: tuple[float, float] | None = None) -> Price:
+def price_of(model: str, override: tuple[float, float] | None = None, *, batch: bool = False) -> Price:
     """The price of `model`: the override, else the longest table entry it starts with (dated snapshots share
-    their family's price), else zero and marked unknown."""
+    their family's price), halved for the Batch API, else zero and marked unknown."""
     if override is not None:
         return Price(*override)
     name = model.rsplit("/", 1)[-1].lower()
+    factor = BATCH_PRICE_FACTOR if batch else 1.0
     for prefix in sorted(PRICES_PER_MILLION, key=len, reverse=True):
         if name == prefix or name.startswith(prefix + "-"):
-            return Price(*PRICES_PER_MILLION[prefix])
+            price_in, price_out = PRICES_PER_MILLION[prefix]
+            return Price(price_in * factor, price_out * factor)
     return Price(0.0, 0.0, known=False)

@@ -148,6 +148,8 @@ def test_prices_by_model_family_and_override():
     assert price_of("gpt-4o").cost(1_000_000, 0) == pytest.approx(2.5)
     assert not price_of("Qwen/Qwen2.5-7B-Instruct").known
     assert price_of("llama3", (1.0, 2.0)).cost(500_000, 500_000) == pytest.approx(1.5)
+    assert price_of("gpt-4o-mini", batch=True).cost(1_000_000, 1_000_000) == pytest.approx(0.375), "batch: half"
+    assert price_of("llama3", (1.0, 2.0), batch=True).cost(500_000, 500_000) == pytest.approx(1.5), "as given"
 
 
 def test_endpoint_comes_from_the_sdk_variables_and_hides_its_key(monkeypatch):

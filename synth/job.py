@@ -10,6 +10,7 @@ one synchronous step that never lets a (task, language) exceed N. Rejects go to 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import math
 import re
@@ -237,6 +238,10 @@ class SynthJob:
         self._load()
         self.stats.load_s = self.stats.elapsed
         self.stats.started = time.monotonic()  # elapsed_s measures the generation loop; load_s the reading before
+        # What is loaded lives as long as the job (modules, catalog, seeds, the novelty index): frozen, the cyclic
+        # collector's full passes stop walking it (they stalled the loop up to 0.17 s: at 0.5 s latency the p99 of
+        # a request was 785 ms, 600 ms frozen).
+        gc.freeze()
         try:
             workers = [asyncio.create_task(self._worker()) for _ in range(max(1, self.limits.concurrency))]
             await asyncio.gather(*workers)
@@ -244,6 +249,7 @@ class SynthJob:
             if self._crash is not None:
                 raise self._crash
         finally:
+            gc.unfreeze()
             await self.checks.close()
             await self.client.close()
             self.store.close()

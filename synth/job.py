@@ -57,6 +57,7 @@ from synth.report import JobStats
 from synth.retry import CircuitOpen
 from synth.store import Existing, SynthStore, read_existing
 from validation.language import is_language_reason
+from validation.language import prepare as prepare_language_checks
 from validation.pii import PII_HINT, find_pii
 from validation.records import check_record, read_record_file
 
@@ -196,13 +197,15 @@ class SynthJob:
             self.schema_mode = "schema"
 
     def _warm_up(self) -> None:
-        """Check one exemplar of each pair now: the checks' one-time set-up (the language screens' regexes, each
-        task's compiled output schema, ~0.3 s in all) then runs before the first requests, not while their answers
-        wait to be read."""
+        """The checks' one-time set-up now (the language screens' patterns; each task's compiled output schema, by
+        checking one exemplar of each pair without languages, which would load lingua for a text only it decides):
+        ~0.3 s before the first requests, not while their answers wait to be read."""
+        prepare_language_checks()
         for pair in self._pairs:
             for exemplar in self._exemplars.get((pair.spec.id, pair.lang), [])[:1]:
                 row = {"task": pair.spec.id, "lang": pair.lang, "input": exemplar.input, "output": exemplar.output}
-                check_record({**row, "instruction": pair.spec.instructions_for(pair.lang)[0]}, self.catalog)
+                row["instruction"] = pair.spec.instructions_for(pair.lang)[0]
+                check_record(row, self.catalog, languages=False)
 
     def _items_in_store(self) -> set[tuple[str, int]]:
         """(cache key, item) of every stored record, from its provenance: a re-read answer's records that are
@@ -319,7 +322,13 @@ class SynthJob:
     async def _settled(self, pair: _Pair) -> None:
         async with self._changed:
             pair.in_flight -= 1
-            self._changed.notify_all()
+            # A settled slot opens at most one more: its pair was covered with it in flight, and it accepted at most
+            # its own records. So one waiting worker is woken (waking all of them to scan every pair cost more CPU
+            # than the rest of the job), and all of them once nothing is in flight or the job stops, to see it end.
+            if self._stopping or not any(p.in_flight for p in self._pairs):
+                self._changed.notify_all()
+            else:
+                self._changed.notify(1)
         self.on_progress(self.stats)
 
     async def _next(self) -> tuple[_Pair, int] | None:

@@ -234,6 +234,11 @@ def language_problems(frame: pl.DataFrame, column: str, lang_column: str = "lang
     return reasons.scatter(open_rows["row"], pl.Series(verdicts, dtype=pl.String))
 
 
+def prepare() -> None:
+    """Build the patterns now (~0.3 s, once per process) rather than at the first text; lingua stays unloaded."""
+    _patterns()
+
+
 def _passes_screens(text: str, lang: str) -> bool:
     """`language_problems`' screens for one text, in Python: True only where the full decision passes it."""
     p = _patterns()

@@ -34,7 +34,7 @@ class Dropped(Exception):
     """The connection broke before a whole answer came (reset, closed mid-answer, a malformed response)."""
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)  # not frozen: raising sets __traceback__ and __context__ on it; eq=False keeps it hashable
 class StatusError(Exception):
     """A non-2xx answer, with the fields of its error body (OpenAI's shape; None where a server sends no such)."""
 

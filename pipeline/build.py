@@ -723,31 +723,37 @@ def _write_outputs(
     """The release and the quarantine, a task at a time from the spill: each task's records are in memory once."""
     release = run.release
     release.mkdir(parents=True)
-    placed = kept.select("file", "line", "task", "split", "split_group")
+    # The split group goes out only with the records kept in memory: at ten million rows it is ~0.2 GB of strings.
+    placed = kept.select("file", "line", "task", "split", *(["split_group"] if keep_records else []))
     dropped = decisions.drop("task", "lang")
     published, quarantined = [], [_spill_quarantine(work, "_unreadable", unreadable)]
     for spec in catalog:
         files = sorted((work / spec.id).glob("*.parquet"))
         rows = pl.scan_parquet(files).collect() if files else None
         here = placed.filter(pl.col("task") == spec.id).drop("task").with_columns(pl.col("file").cast(pl.String))
-        part = rows.join(here, on=["file", "line"], how="inner") if rows is not None else None
+        part = None
+        if rows is not None:
+            # The quarantine's share first, then the published share, and the task's whole spill let go before the
+            # splits are sorted and written: it and its published copy are never held together with those.
+            failed = rows.filter(pl.col("_reason").is_not_null()).rename({"_reason": "reason", "_detail": "detail"})
+            duplicates = rows.join(dropped, on=["file", "line"], how="inner")
+            failing = pl.concat([failed, duplicates], how="diagonal_relaxed")
+            quarantined.append(_spill_quarantine(work, spec.id, failing))
+            del failed, duplicates, failing
+            part = rows.join(here, on=["file", "line"], how="inner")
+            del rows
         for split in SPLITS:
             in_split = part.filter(pl.col("split") == split) if part is not None else None
             out = (
-                in_split.sort("lang", "id").select(RECORD_COLUMNS)
+                in_split.select(RECORD_COLUMNS).sort("lang", "id")  # ids are unique here: the same order
                 if in_split is not None and not in_split.is_empty()
                 else pl.DataFrame(schema=dict.fromkeys(RECORD_COLUMNS, pl.String))
             )
             path = release / split_path(spec.id, split)
             path.parent.mkdir(parents=True, exist_ok=True)
             out.write_parquet(path, compression="zstd", compression_level=9, statistics=True, row_group_size=100_000)
-        if rows is None:
-            continue
-        if keep_records:
+        if keep_records and part is not None:
             published.append(part.drop("_reason", "_detail", "_lingua"))
-        failed = rows.filter(pl.col("_reason").is_not_null()).rename({"_reason": "reason", "_detail": "detail"})
-        duplicates = rows.join(dropped, on=["file", "line"], how="inner")
-        quarantined.append(_spill_quarantine(work, spec.id, pl.concat([failed, duplicates], how="diagonal_relaxed")))
     (release / "build_report.json").write_text(
         json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )

@@ -141,7 +141,12 @@ def build(
             report["steps"] = steps
             report["overridden_claims"] = len(overridden)
             every = pl.concat([decisions, late])  # the late language drops are in the index's counts already
-            records = _write_outputs(run, work, kept, every, unreadable, catalog, report, config, keep_records)
+            # Where each kept record goes is all the write step needs of the index: the rest is let go first (at
+            # ten million records the ids and split groups alone are ~0.5 GB). The split group travels only with
+            # the records kept in memory.
+            placed = kept.select("file", "line", "task", "split", *(["split_group"] if keep_records else []))
+            del kept
+            records = _write_outputs(run, work, placed, every, unreadable, catalog, report, config, keep_records)
             clock.lap("write")
             shutil.rmtree(work, ignore_errors=True)
         except BaseException:
@@ -712,7 +717,7 @@ def build_report(
 def _write_outputs(
     run: Run,
     work: Path,
-    kept: pl.DataFrame,
+    placed: pl.DataFrame,
     decisions: pl.DataFrame,
     unreadable: pl.DataFrame,
     catalog: Catalog,
@@ -720,11 +725,10 @@ def _write_outputs(
     config: BuildConfig,
     keep_records: bool,
 ) -> pl.DataFrame | None:
-    """The release and the quarantine, a task at a time from the spill: each task's records are in memory once."""
+    """The release and the quarantine, a task at a time from the spill: each task's records are in memory once.
+    `placed` says where each kept record goes (file, line, task, split, and its split group to return it)."""
     release = run.release
     release.mkdir(parents=True)
-    # The split group goes out only with the records kept in memory: at ten million rows it is ~0.2 GB of strings.
-    placed = kept.select("file", "line", "task", "split", *(["split_group"] if keep_records else []))
     dropped = decisions.drop("task", "lang")
     published, quarantined = [], [_spill_quarantine(work, "_unreadable", unreadable)]
     for spec in catalog:
@@ -761,7 +765,7 @@ def _write_outputs(
     _write_quarantine(run.quarantine, quarantined)
     if not keep_records:
         return None
-    return pl.concat(published, how="diagonal_relaxed") if published else kept
+    return pl.concat(published, how="diagonal_relaxed") if published else placed
 
 
 def _spill_quarantine(work: Path, name: str, rows: pl.DataFrame) -> Path:

@@ -10,6 +10,8 @@ from typing import Any
 
 import polars as pl
 
+from catalog.records import HUMAN_GENERATOR
+
 # Keys the synthesizer may record in a record's provenance: sampling parameters, and what a request cost.
 PARAMETER_KEYS = ("temperature", "top_p", "max_tokens", "seed", "n_exemplars", "presence_penalty", "frequency_penalty")
 COST_KEYS = ("cost_usd", "cost")
@@ -21,6 +23,7 @@ class Provenance:
     seed_records: int = 0
     synth_records: int = 0
     generators: Counter = field(default_factory=Counter)  # model id → synthesized records
+    drafted_seeds: Counter = field(default_factory=Counter)  # model id → seeds it drafted and a person kept
     parameters: dict[str, set[str]] = field(default_factory=dict)  # parameter → values seen
     cost_usd: float | None = None
 
@@ -30,7 +33,9 @@ def summarize(records: pl.DataFrame) -> Provenance:
     summary = Provenance()
     if records.is_empty():
         return summary
-    summary.seed_records = records.filter(pl.col("source") == "seed").height
+    seeds = records.filter(pl.col("source") == "seed")
+    summary.seed_records = seeds.height
+    summary.drafted_seeds.update(seeds.filter(pl.col("generator") != HUMAN_GENERATOR)["generator"].to_list())
     synth = records.filter(pl.col("source") == "synth")
     summary.synth_records = synth.height
     summary.generators.update(synth["generator"].to_list())

@@ -51,6 +51,7 @@ class CardContext:
     date: str  # ISO date of the release
     repo_id: str  # what users pass to load_dataset, e.g. "anytasktune/anytasktune"
     license: str = "apache-2.0"
+    title: str = "AnyTaskTune"  # the card's heading and pretty name: a team's project names its own
     previous: pl.DataFrame | None = field(default=None, repr=False)  # the previous release's records (id, task)
     previous_version: str | None = None
     previous_history: list[dict[str, Any]] = field(default_factory=list)
@@ -83,10 +84,10 @@ def render_card(
     report = _build_report(release)
     provenance = summarize(records)
     data = DatasetCardData(
-        pretty_name="AnyTaskTune",
+        pretty_name=context.title,
         license=context.license,
-        language=["en", "zh"],
-        multilinguality="multilingual",
+        language=catalog.languages,
+        multilinguality="multilingual" if len(catalog.languages) > 1 else "monolingual",
         task_categories=TASK_CATEGORIES,
         size_categories=size_category(records.height),
         source_datasets=["original"],

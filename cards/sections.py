@@ -13,6 +13,7 @@ from cards.provenance import Provenance, funnel, thresholds
 from cards.stats import length_summary, split_counts, task_counts, totals
 from catalog import Catalog, TaskSpec
 from catalog.layout import ALL_CONFIG, SPLITS
+from catalog.spec import LANG_NAMES
 
 if TYPE_CHECKING:
     from cards.render import CardContext
@@ -66,10 +67,12 @@ def changelog_diff(records: pl.DataFrame, context: CardContext) -> Change:
 
 def header(catalog: Catalog, context: CardContext, records: pl.DataFrame) -> str:
     count = totals(records)
+    per_language = ", ".join(f"{count[lang]:,} {LANG_NAMES[lang]}" for lang in catalog.languages)
+    kind = "bilingual" if len(catalog.languages) > 1 else LANG_NAMES[catalog.languages[0]]
     return (
-        f"# AnyTaskTune · {context.name} {context.version}\n\n"
-        f"**Explicit, bilingual instruction data for {len(catalog)} domain sub-tasks** — "
-        f"{count['records']:,} records ({count['en']:,} English, {count['zh']:,} Chinese) in "
+        f"# {context.title} · {context.name} {context.version}\n\n"
+        f"**Explicit, {kind} instruction data for {len(catalog)} domain sub-tasks** — "
+        f"{count['records']:,} records ({per_language}) in "
         f"{len(catalog.domains)} domains, released {context.date}.\n\n"
         f"| train | validation | test | configs |\n|---:|---:|---:|---|\n"
         f"| {count['train']:,} | {count['validation']:,} | {count['test']:,} | "
@@ -78,7 +81,18 @@ def header(catalog: Catalog, context: CardContext, records: pl.DataFrame) -> str
 
 
 def about(catalog: Catalog) -> str:
-    domains = ", ".join(DOMAIN_NAMES.get(d, d).lower() for d in catalog.domains)
+    domains = ", ".join(domain_name(d).lower() for d in catalog.domains)
+    one_language = [t.id for t in catalog if len(t.languages) == 1]
+    native = (
+        "written natively in each language (PRC law, RMB and Chinese hospital departments in Chinese; common-law and "
+        "USD/GBP in English), not translated."
+    )
+    if not one_language:
+        languages = f"Every task is in **English and Chinese**, {native}"
+    elif len(catalog.languages) == 1:
+        languages = f"Every task is in **{LANG_NAMES[catalog.languages[0]]}** only, written natively."
+    else:
+        languages = f"Tasks are in English and Chinese, {len(one_language)} of them in one language only, {native}"
     return (
         "## What this is\n\n"
         "Most people and small organisations do not need a model that is good at everything; they need one that is "
@@ -86,9 +100,8 @@ def about(catalog: Catalog) -> str:
         "sub-tasks, and each sub-task gets an **explicit** dataset: every record carries a clear, directive "
         "instruction, an input, and the expected output, with a machine-checkable output format. Models fine-tuned "
         "on such data outperform much larger general models on those tasks.\n\n"
-        f"This release covers {domains}. Every task is in **English and Chinese**, written natively in each language "
-        "(PRC law, RMB and Chinese hospital departments in Chinese; common-law and USD/GBP in English), not "
-        "translated. Records use the Alpaca triple `instruction` / `input` / `output`, so LLaMA-Factory, axolotl and "
+        f"This release covers {domains}. {languages} "
+        "Records use the Alpaca triple `instruction` / `input` / `output`, so LLaMA-Factory, axolotl and "
         "TRL read them as they are. Structured outputs are compact JSON strings that validate against the task's "
         "JSON Schema."
     )
@@ -118,6 +131,11 @@ def loading(catalog: Catalog, context: CardContext) -> str:
     )
 
 
+def domain_name(domain: str) -> str:
+    """A domain as a reader says it: the catalog's own names, else the id with spaces."""
+    return DOMAIN_NAMES.get(domain) or domain.replace("_", " ").capitalize()
+
+
 def _cell(text: str, limit: int | None = None) -> str:
     text = " ".join(text.split())
     if limit and len(text) > limit:
@@ -144,11 +162,18 @@ def task_table(catalog: Catalog, records: pl.DataFrame) -> str:
     )
     rows = []
     for spec in catalog:
-        per_split = [f"{counts.get((spec.id, 'en', s), 0)} / {counts.get((spec.id, 'zh', s), 0)}" for s in SPLITS]
+        per_split = [
+            " / ".join(
+                str(counts.get((spec.id, lang, s), 0)) if lang in spec.languages else "–" for lang in ("en", "zh")
+            )
+            for s in SPLITS
+        ]
+        names = "<br>".join(_cell(getattr(spec.name, lang)) for lang in spec.languages)
+        first = {lang: (getattr(spec.instructions, lang) or ["–"])[0] for lang in ("en", "zh")}
         rows.append(
-            f"| {spec.code} | `{spec.id}` | {spec.domain} | {_cell(spec.name.en)}<br>{_cell(spec.name.zh)} | "
-            f"{_cell(spec.instructions.en[0], TABLE_INSTRUCTION_CHARS)} | "
-            f"{_cell(spec.instructions.zh[0], TABLE_INSTRUCTION_CHARS // 2)} | "
+            f"| {spec.code} | `{spec.id}` | {spec.domain} | {names} | "
+            f"{_cell(first['en'], TABLE_INSTRUCTION_CHARS)} | "
+            f"{_cell(first['zh'], TABLE_INSTRUCTION_CHARS // 2)} | "
             f"{FORMAT_NAMES[spec.output.format]} | {metric_text(spec)} | " + " | ".join(per_split) + " |"
         )
     return (
@@ -206,10 +231,13 @@ def examples(catalog: Catalog, records: pl.DataFrame) -> str:
     blocks = []
     for spec in catalog:
         parts = [
-            f"<details>\n<summary><b>{spec.code}</b> · <code>{spec.id}</code> — {spec.name.en} · {spec.name.zh}"
-            "</summary>\n"
+            f"<details>\n<summary><b>{spec.code}</b> · <code>{spec.id}</code> — "
+            + " · ".join(getattr(spec.name, lang) for lang in spec.languages)
+            + "</summary>\n"
         ]
         for lang, title in (("en", "English"), ("zh", "中文")):
+            if lang not in spec.languages:
+                continue
             row = _example_record(records, spec.id, lang)
             if row is None:
                 parts.append(f"**{title}**: no record in this release.\n")
@@ -249,10 +277,21 @@ def record_schema() -> str:
     )
 
 
+def _seed_line(summary: Provenance) -> str:
+    drafted = sum(summary.drafted_seeds.values())
+    if not drafted:
+        return f"- Hand-written seed records: **{summary.seed_records:,}**"
+    models = ", ".join(f"`{m}`" for m in sorted(summary.drafted_seeds))
+    return (
+        f"- Seed records: **{summary.seed_records:,}** ({summary.seed_records - drafted:,} hand-written, {drafted:,} "
+        f"drafted by {models} and kept by a reviewer)"
+    )
+
+
 def provenance(summary: Provenance, report: dict[str, Any] | None) -> str:
     lines = [
         "## Provenance\n",
-        f"- Hand-written seed records: **{summary.seed_records:,}**",
+        _seed_line(summary),
         f"- Synthesized records: **{summary.synth_records:,}**",
     ]
     if summary.generators:

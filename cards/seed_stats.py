@@ -8,7 +8,6 @@ from pathlib import Path
 import polars as pl
 
 from catalog import Catalog
-from catalog.spec import LANGS
 from validation.outputs import OutputError, output_labels
 from validation.records import read_record_file
 
@@ -19,7 +18,7 @@ def seed_stats(catalog: Catalog, seeds_dir: Path) -> pl.DataFrame:
     for spec in catalog:
         path = seeds_dir / f"{spec.id}.jsonl"
         frame = read_record_file(path, catalog).frame if path.exists() else None
-        for lang in LANGS:
+        for lang in spec.languages:
             part = frame.filter(pl.col("lang") == lang) if frame is not None else pl.DataFrame()
             lengths = part["output"].str.len_chars() if part.height else pl.Series([], dtype=pl.UInt32)
             labels: Counter[str] = Counter()

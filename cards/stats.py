@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from catalog.layout import SPLITS
+from catalog.spec import LANGS
 
 
 def split_counts(records: pl.DataFrame) -> dict[tuple[str, str, str], int]:
@@ -26,7 +27,7 @@ def totals(records: pl.DataFrame) -> dict[str, int]:
     counts = {"records": records.height}
     for split in SPLITS:
         counts[split] = records.filter(pl.col("split") == split).height
-    for lang in ("en", "zh"):
+    for lang in LANGS:
         counts[lang] = records.filter(pl.col("lang") == lang).height
     return counts
 
@@ -44,7 +45,7 @@ def length_summary(records: pl.DataFrame) -> pl.DataFrame:
     if records.is_empty():
         return pl.DataFrame(schema={"lang": pl.String, "field": pl.String, "median": pl.Int64, "p90": pl.Int64})
     rows = []
-    for lang in ("en", "zh"):
+    for lang in LANGS:
         part = records.filter(pl.col("lang") == lang)
         for field in ("input", "output"):
             lengths = part[field].str.len_chars()

@@ -12,9 +12,10 @@ import jsonschema
 import yaml
 from pydantic import ValidationError
 
+from catalog.authoring import todo_paths
 from catalog.errors import CatalogError, Problem, display_path
 from catalog.settings import Settings
-from catalog.spec import LANGS, PLACEHOLDER, SET_REF, TaskSpec, referenced_sets
+from catalog.spec import LANGS, PER_LANGUAGE_FIELDS, PLACEHOLDER, SET_REF, TaskSpec, referenced_sets
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,16 @@ class Catalog:
 
     @cached_property
     def _instruction_sets(self) -> dict[tuple[str, str], frozenset[str]]:
-        return {(t.id, lang): frozenset(t.instructions_for(lang)) for t in self.tasks for lang in LANGS}
+        return {(t.id, lang): frozenset(t.instructions_for(lang)) for t in self.tasks for lang in t.languages}
+
+    @property
+    def languages(self) -> list[str]:
+        """The languages any task of the catalog is written in, in the order of LANGS."""
+        return [lang for lang in LANGS if any(lang in t.languages for t in self.tasks)]
+
+    def cells(self) -> list[tuple[str, str]]:
+        """(task id, language) for every language of every task, in catalog order."""
+        return [(t.id, lang) for t in self.tasks for lang in t.languages]
 
     @cached_property
     def _index(self) -> dict[str, TaskSpec]:
@@ -90,8 +100,9 @@ def load_catalog(tasks_dir: Path | None = None) -> Catalog:
     return Catalog(tuple(sorted((spec for _, spec in specs), key=lambda s: s.id)))
 
 
-def load_task_file(path: Path) -> tuple[TaskSpec | None, list[Problem]]:
-    """One task file: the spec if it is valid, and every problem found in it."""
+def load_task_file(path: Path, named_by_id: bool = True) -> tuple[TaskSpec | None, list[Problem]]:
+    """One task file: the spec if it is valid, and every problem found in it. A catalog file is named by its id
+    (`named_by_id`); a draft's `task.yaml` is not."""
     name = display_path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -103,28 +114,53 @@ def load_task_file(path: Path) -> tuple[TaskSpec | None, list[Problem]]:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         return None, [Problem(name, line, None, f"not valid YAML: {getattr(err, 'problem', None) or err}")]
+    return check_task_document(raw, name, node, path.stem if named_by_id else None)
+
+
+def check_task_document(
+    raw: Any, name: str, node: yaml.Node | None = None, file_stem: str | None = None
+) -> tuple[TaskSpec | None, list[Problem]]:
+    """A task as parsed from YAML (or drafted): the spec if it is valid, and every problem found in it. `node`, the
+    composed YAML, gives problems their lines; `file_stem` is the file name the id must equal."""
     if not isinstance(raw, dict):
         return None, [Problem(name, 1, None, "a task file must be a YAML mapping")]
+    # Parts a scaffold left to fill are named as such, and what only fails because they are unfilled is not.
+    todos = todo_paths(raw)
+    left = [
+        Problem(name, _line_of(node, list(p)), ".".join(p), "left to fill: " + todo.split(":", 1)[-1].strip())
+        for p, todo in todos
+    ]
     try:
         spec = TaskSpec.model_validate(raw)
     except ValidationError as err:
-        return None, [_pydantic_problem(name, node, e) for e in err.errors()]
-    problems = [
-        Problem(name, _line_of(node, field.split(".")), field, reason) for field, reason in _semantic_problems(spec)
+        errors = [e for e in err.errors() if not _touches(tuple(str(p) for p in e["loc"]), todos)]
+        return None, left + [_pydantic_problem(name, node, e) for e in errors]
+    problems = left + [
+        Problem(name, _line_of(node, field.split(".")), field, reason)
+        for field, reason in _semantic_problems(spec)
+        if not _touches(tuple(field.split(".")), todos)
     ]
-    if spec.id != path.stem:
+    if file_stem is not None and spec.id != file_stem:
         problems.append(
-            Problem(name, _line_of(node, ["id"]), "id", f"id {spec.id!r} differs from the file name {path.stem!r}")
+            Problem(name, _line_of(node, ["id"]), "id", f"id {spec.id!r} differs from the file name {file_stem!r}")
         )
     return (None if problems else spec), problems
 
 
+def _touches(location: tuple[str, ...], todos: list[tuple[tuple[str, ...], str]]) -> bool:
+    """Whether a problem's location lies on the path to a TODO text, or under it."""
+    location = tuple("schema" if part == "schema_" else part for part in location)
+    return any(location[: len(p)] == p or p[: len(location)] == location for p, _ in todos)
+
+
 def _semantic_problems(spec: TaskSpec) -> Iterator[tuple[str, str]]:
-    """What the model's types cannot say: schemas, closed sets, placeholders and metric fields that fit together."""
+    """What the model's types cannot say: languages, schemas, closed sets, placeholders and metric fields that fit
+    together."""
+    yield from _language_problems(spec)
     for set_name, labels in spec.closed_sets.items():
         if not labels:
             yield f"closed_sets.{set_name}", "closed set is empty"
-        for lang in LANGS:
+        for lang in spec.languages:
             texts = [getattr(label, lang) for label in labels]
             if labels and all(not t for t in texts):
                 yield f"closed_sets.{set_name}", f"closed set is empty in {lang}"
@@ -159,13 +195,13 @@ def _semantic_problems(spec: TaskSpec) -> Iterator[tuple[str, str]]:
             yield f"output.schema.$defs.{set_name}", "defined both in the schema and in closed_sets"
     yield from _format_problems(spec)
 
-    for lang in LANGS:
-        for index, text in enumerate(getattr(spec.instructions, lang)):
+    for lang in spec.languages:
+        for index, text in enumerate(getattr(spec.instructions, lang) or ()):
             for name in PLACEHOLDER.findall(text):
                 if name not in spec.closed_sets:
                     yield f"instructions.{lang}.{index}", f"placeholder {{{name}}} names no closed set"
         for group in ("instructions", "scenarios"):
-            texts = getattr(getattr(spec, group), lang)
+            texts = getattr(getattr(spec, group), lang) or []
             if len(set(texts)) != len(texts):
                 yield f"{group}.{lang}", "the same text appears twice"
     yield from _metric_problems(spec, spec.metric, "metric")
@@ -175,6 +211,28 @@ def _semantic_problems(spec: TaskSpec) -> Iterator[tuple[str, str]]:
         for field in rule.lte:
             if field not in properties:
                 yield f"output.constraints.{index}", f"field {field!r} is not a property of the output schema"
+
+
+def _language_problems(spec: TaskSpec) -> Iterator[tuple[str, str]]:
+    """Each of the task's languages has its name, instructions, input and scenarios; no other language has any."""
+    written = ", ".join(spec.languages)
+    if len(set(spec.languages)) != len(spec.languages):
+        yield "languages", f"a language is named twice ({written})"
+    hint = " (a task is in both by default; `languages: [en]` or `[zh]` makes it a one-language task)"
+    for field in PER_LANGUAGE_FIELDS:
+        for lang in LANGS:
+            given = getattr(getattr(spec, field), lang) is not None
+            if lang in spec.languages and not given:
+                yield (
+                    f"{field}.{lang}",
+                    f"missing: the task is written in {written}"
+                    + (hint if "languages" not in spec.model_fields_set else ""),
+                )
+            elif given and lang not in spec.languages:
+                yield (
+                    f"{field}.{lang}",
+                    f"the task is written in {written} only: add {lang} to `languages` or remove this",
+                )
 
 
 def _format_problems(spec: TaskSpec) -> Iterator[tuple[str, str]]:

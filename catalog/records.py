@@ -6,7 +6,10 @@ import hashlib
 import json
 import re
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from catalog.spec import TaskSpec
 
 # Columns of a published record, in order. `provenance` is a compact JSON object (template hash, sampling
 # parameters, exemplar ids, ...): a string keeps the Parquet schema the same whatever the generator recorded.
@@ -47,3 +50,16 @@ def record_id(task: str, lang: str, input_text: str) -> str:
 def compact_json(value: Any) -> str:
     """How structured outputs are stored: compact, UTF-8, not ASCII-escaped, keys in their given order."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def output_string(spec: TaskSpec, value: Any) -> str:
+    """The stored form of an output a model gave: compact JSON for structured formats (a JSON string is unwrapped
+    first), the text itself otherwise."""
+    if spec.is_structured:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                return value
+        return compact_json(value)
+    return value.strip() if isinstance(value, str) else compact_json(value)

@@ -34,3 +34,12 @@ class Settings:
     @property
     def build_dir(self) -> Path:
         return self.data_dir / "build"
+
+    @property
+    def reviews_dir(self) -> Path:
+        return self.data_dir / "reviews"
+
+    @property
+    def drafts_dir(self) -> Path:
+        """Drafted tasks and candidate seeds waiting for a person's review; never read by the build."""
+        return self.data_dir / "drafts"

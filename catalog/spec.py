@@ -8,9 +8,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-LANGS: tuple[str, ...] = ("en", "zh")
+LANGS: tuple[str, ...] = ("en", "zh")  # the languages a task may be written in; each task names its own
 Lang = Literal["en", "zh"]
-Domain = Literal["medical", "finance", "law", "psychology", "consumer", "hr", "roleplay"]
+LANG_NAMES = {"en": "English", "zh": "Chinese"}
+# The seven domains of this project's catalog; a team's catalog names its own (any snake_case word).
+CATALOG_DOMAINS: tuple[str, ...] = ("medical", "finance", "law", "psychology", "consumer", "hr", "roleplay")
+IDENTIFIER = r"^[a-z][a-z0-9_]*$"
 OutputFormat = Literal["text", "items", "fields", "label", "labels", "object"]
 MetricName = Literal[
     "accuracy",
@@ -34,19 +37,24 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Bilingual(_Strict):
-    en: str = Field(min_length=1)
-    zh: str = Field(min_length=1)
+class Texts(_Strict):
+    """One text per language of the task (the loader checks that each of the task's languages has one)."""
+
+    en: str | None = Field(default=None, min_length=1)
+    zh: str | None = Field(default=None, min_length=1)
 
 
 class Instructions(_Strict):
-    en: list[str] = Field(min_length=2, max_length=4)
-    zh: list[str] = Field(min_length=2, max_length=4)
+    en: list[str] | None = Field(default=None, min_length=2, max_length=4)
+    zh: list[str] | None = Field(default=None, min_length=2, max_length=4)
 
 
 class Scenarios(_Strict):
-    en: list[str] = Field(min_length=MIN_SCENARIOS)
-    zh: list[str] = Field(min_length=MIN_SCENARIOS)
+    en: list[str] | None = Field(default=None, min_length=MIN_SCENARIOS)
+    zh: list[str] | None = Field(default=None, min_length=MIN_SCENARIOS)
+
+
+PER_LANGUAGE_FIELDS: tuple[str, ...] = ("name", "instructions", "input", "scenarios")
 
 
 class ClosedLabel(_Strict):
@@ -75,12 +83,14 @@ class MetricSpec(_Strict):
 
 
 class TaskSpec(_Strict):
-    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    id: str = Field(pattern=IDENTIFIER)
     code: str = Field(pattern=r"^[A-Z][A-Z0-9]*$")
-    domain: Domain
-    name: Bilingual
+    domain: str = Field(pattern=IDENTIFIER)
+    # The languages the task is written in and its records use: both by default, or only one.
+    languages: tuple[Lang, ...] = Field(default=("en", "zh"), min_length=1)
+    name: Texts
     instructions: Instructions
-    input: Bilingual
+    input: Texts
     output: OutputSpec
     closed_sets: dict[str, list[ClosedLabel]] = Field(default_factory=dict)
     metric: MetricSpec
@@ -91,6 +101,10 @@ class TaskSpec(_Strict):
     # when empty. Weights need not sum to 1.
     label_distribution: dict[str, float] = Field(default_factory=dict)
     _expanded: dict[str, list[str]] = PrivateAttr(default_factory=dict)
+
+    def title(self, lang: str | None = None) -> str:
+        """The task's name in `lang`, or in its first language when it is not written in `lang`."""
+        return getattr(self.name, lang or self.languages[0]) or getattr(self.name, self.languages[0])
 
     def labels(self, set_name: str, lang: str) -> list[str]:
         """The labels of a closed set in one language, in catalog order."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,10 +14,13 @@ from cards.seed_stats import seed_stats
 from catalog import Catalog, CatalogError, load_catalog
 from catalog.errors import Problem, display_path
 from catalog.loader import load_task_file
-from catalog.settings import Settings
+from catalog.project import load_project
+from catalog.settings import DATA_DIR_VARIABLE, Settings
 from cli import release as release_commands
 from cli import synth as synth_commands
+from cli import tasks as task_commands
 from cli import train as train_commands
+from cli.common import catalog_or_exit, project_or_exit
 from cli.tables import print_table
 from pipeline.build import BuildConfig, build
 from validation.records import validate_files
@@ -32,14 +37,24 @@ seeds_app = typer.Typer(help="The hand-written seed records.", no_args_is_help=T
 app.add_typer(seeds_app, name="seeds")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+DATA_DIR_FLAG = "--data-dir"
 
 
-def _catalog_or_exit() -> Catalog:
-    try:
-        return load_catalog(Settings.from_env().tasks_dir)
-    except CatalogError as err:
-        typer.echo(str(err), err=True)
-        raise typer.Exit(1) from None
+@app.callback()
+def data_folder(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            DATA_DIR_FLAG,
+            envvar=DATA_DIR_VARIABLE,
+            help="The data folder (tasks, seeds, synth store, build). Default: ./datasets.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """The data folder every command works on, from --data-dir or ANYTASKTUNE_DATA_DIR."""
+    if data_dir is not None:  # every layer reads its paths from Settings.from_env(): one place decides
+        os.environ[DATA_DIR_VARIABLE] = str(data_dir)
 
 
 @app.command()
@@ -48,7 +63,7 @@ def tasks(
     domain: Annotated[str | None, typer.Option(help="Only the tasks of this domain.")] = None,
 ) -> None:
     """List the sub-task catalog: id, code, domain, output format, metric."""
-    catalog = _catalog_or_exit()
+    catalog = catalog_or_exit()
     specs = catalog.by_domain(domain) if domain else list(catalog)
     rows = [
         {
@@ -57,8 +72,9 @@ def tasks(
             "domain": t.domain,
             "output": t.output.format,
             "metric": t.metric.name + (f"({t.metric.field})" if t.metric.field else ""),
-            "name_en": t.name.en,
-            "name_zh": t.name.zh,
+            "languages": ",".join(t.languages),
+            "name_en": t.name.en or "",
+            "name_zh": t.name.zh or "",
         }
         for t in specs
     ]
@@ -85,6 +101,10 @@ def validate(
         catalog = None
         report.failures.extend(err.problems)
     report.files += len(list(settings.tasks_dir.glob("*.yaml")))
+    try:
+        load_project(settings.data_dir)
+    except CatalogError as err:
+        report.failures.extend(err.problems)
     targets = list(paths) if paths else [p for p in (settings.seeds_dir, settings.synth_dir) if p.exists()]
     for path in targets:
         if not path.exists():
@@ -107,7 +127,7 @@ def validate(
 @seeds_app.command("stats")
 def seeds_stats(as_json: JsonFlag = False) -> None:
     """Per task and language: records, gold records, output length, label coverage."""
-    catalog = _catalog_or_exit()
+    catalog = catalog_or_exit()
     frame = seed_stats(catalog, Settings.from_env().seeds_dir)
     if as_json:
         typer.echo(json.dumps(frame.to_dicts(), ensure_ascii=False, indent=2))
@@ -116,17 +136,31 @@ def seeds_stats(as_json: JsonFlag = False) -> None:
 
 
 def main() -> None:
-    app()
+    app(args=hoist_data_dir(sys.argv[1:]))
+
+
+def hoist_data_dir(args: list[str]) -> list[str]:
+    """`--data-dir DIR` wherever it is written (`anytasktune build --data-dir DIR` too) moved before the command,
+    where the app's option reads it."""
+    for index, arg in enumerate(args):
+        if arg == DATA_DIR_FLAG and index + 1 < len(args):
+            return [arg, args[index + 1], *args[:index], *args[index + 2 :]]
+        if arg.startswith(DATA_DIR_FLAG + "="):
+            return [arg, *args[:index], *args[index + 1 :]]
+    return args
 
 
 @app.command("build")
 def build_command(
-    name: Annotated[str, typer.Option(help="Release name: the folder under datasets/build/.")] = "anytasktune",
+    name: Annotated[
+        str | None, typer.Option(help="Release name: the folder under <data>/build/. Default: the project's.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Build the release from the seeds and the synth store: filters, dedup, split, Parquet in Hub layout."""
-    catalog = _catalog_or_exit()
+    catalog = catalog_or_exit()
     settings = Settings.from_env()
+    name = name or project_or_exit().name
     result = build(catalog, settings, BuildConfig(name=name), keep_records=False)
     if as_json:
         typer.echo(json.dumps(result.report, ensure_ascii=False, indent=2))
@@ -144,5 +178,5 @@ def build_command(
         )
 
 
-for _layer in (synth_commands, release_commands, train_commands):
+for _layer in (task_commands, synth_commands, release_commands, train_commands):
     _layer.register(app)

@@ -11,18 +11,24 @@ import typer
 
 from catalog import CatalogError, load_catalog
 from catalog.errors import display_path
+from catalog.project import Project
 from catalog.settings import Settings
+from cli.common import fail, project_or_exit
 from publish.hub import REPO_VARIABLE, HubError, HubTarget
 from publish.registry import LocalRegistry, RegistryError, registry_root
 from publish.release import DEFAULT_NAMESPACE, Destination, ReleaseError, pull, release
 from publish.versions import VersionError
 
-NameOption = Annotated[str, typer.Option(help="Dataset name: the build folder and the repository name.")]
+NameOption = Annotated[
+    str | None,
+    typer.Option(help="Dataset name: the build folder and the repository name. Default: the project's name."),
+]
 VersionOption = Annotated[str, typer.Option("--version", help="The release tag, vMAJOR.MINOR.PATCH (e.g. v1.0.0).")]
 RepoOption = Annotated[
     str | None,
     typer.Option(
-        help=f"Hub repo id (org/name). Default: ${REPO_VARIABLE}; with neither, the local registry is used. "
+        help=f"Hub repo id (org/name). Default: ${REPO_VARIABLE}, else the project's hub_repo; with none, the local "
+        "registry is used. "
         "The token comes from HF_TOKEN (or `huggingface-cli login`), the endpoint from HF_ENDPOINT.",
     ),
 ]
@@ -34,14 +40,9 @@ NamespaceOption = Annotated[
 ]
 
 
-def _destination(repo: str | None, registry: Path | None) -> Destination:
-    repo = repo or os.environ.get(REPO_VARIABLE) or None
+def _destination(repo: str | None, registry: Path | None, project: Project) -> Destination:
+    repo = repo or os.environ.get(REPO_VARIABLE) or project.hub_repo
     return Destination(LocalRegistry(registry or registry_root()), HubTarget.from_env(repo) if repo else None)
-
-
-def _fail(message: str) -> None:
-    typer.echo(message, err=True)
-    raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
@@ -50,11 +51,13 @@ def register(app: typer.Typer) -> None:
     @app.command("release")
     def release_command(
         version: VersionOption,
-        name: NameOption = "anytasktune",
+        name: NameOption = None,
         repo: RepoOption = None,
         registry: RegistryOption = None,
         namespace: NamespaceOption = DEFAULT_NAMESPACE,
-        license: Annotated[str, typer.Option(help="License id in the card's YAML.")] = "apache-2.0",
+        license: Annotated[
+            str | None, typer.Option(help="License id in the card's YAML. Default: the project's.")
+        ] = None,
     ) -> None:
         """Validate the build, render the dataset card and publish it as a tagged release.
 
@@ -62,15 +65,18 @@ def register(app: typer.Typer) -> None:
         $ANYTASKTUNE_HUB_REPO) and a token, an upload to the Hugging Face Hub or the HF_ENDPOINT server. Refuses an
         invalid build, an existing tag, or a version not greater than the last.
         """
+        project = project_or_exit()
+        name = name or project.name
         try:
             catalog = load_catalog(Settings.from_env().tasks_dir)
             result = release(
                 catalog,
                 Settings.from_env(),
-                _destination(repo, registry),
+                _destination(repo, registry, project),
                 name=name,
                 version=version,
-                license=license,
+                license=license or project.license,
+                title=project.title,
                 namespace=namespace,
                 date=dt.date.today().isoformat(),
                 say=typer.echo,
@@ -78,9 +84,9 @@ def register(app: typer.Typer) -> None:
         except ReleaseError as err:
             for problem in err.problems:
                 typer.echo(str(problem), err=True)
-            _fail(f"release refused: {err}")
+            raise fail(f"release refused: {err}") from None
         except (CatalogError, HubError, RegistryError, VersionError) as err:
-            _fail(f"release failed: {err}")
+            raise fail(f"release failed: {err}") from None
         typer.echo(
             f"released {name} {result.version} ({result.commit[:12]}) to {result.where}: "
             f"+{result.added} / -{result.removed} records since {result.previous or 'nothing'}"
@@ -89,7 +95,7 @@ def register(app: typer.Typer) -> None:
     @app.command("pull")
     def pull_command(
         version: VersionOption,
-        name: NameOption = "anytasktune",
+        name: NameOption = None,
         repo: RepoOption = None,
         registry: RegistryOption = None,
         dest: Annotated[
@@ -98,11 +104,13 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Fetch a release from the local registry (or the Hub with --repo) into a folder that load_dataset reads."""
+        project = project_or_exit()
+        name = name or project.name
         folder = dest or Settings.from_env().data_dir / "pulled" / f"{name}-{version}"
         try:
-            pull(_destination(repo, registry), name=name, version=version, dest=folder)
+            pull(_destination(repo, registry, project), name=name, version=version, dest=folder)
         except (ReleaseError, HubError, RegistryError, VersionError) as err:
-            _fail(f"pull failed: {err}")
+            raise fail(f"pull failed: {err}") from None
         typer.echo(f"{name} {version} is in {display_path(folder)}: load_dataset({str(folder)!r}, '<config>')")
 
     @app.command("serve")
@@ -129,7 +137,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("card")
     def card_command(
-        name: NameOption = "anytasktune",
+        name: NameOption = None,
         version: Annotated[str, typer.Option("--version", help="Version shown in the card.")] = "v0.0.0-preview",
         out: Annotated[
             Path | None, typer.Option(help="Folder for the preview. Default: datasets/build/.card-<name>.")
@@ -142,13 +150,16 @@ def register(app: typer.Typer) -> None:
         from cards import CardContext, write_card_files
 
         settings = Settings.from_env()
+        project = project_or_exit()
+        name = name or project.name
         build = settings.build_dir / name
         if not build.is_dir():
-            _fail(f"{display_path(build)}: no build here: run `make datasets` first")
+            raise fail(f"{display_path(build)}: no build here: run `make datasets` first")
         folder = out or settings.build_dir / f".card-{name}"
         if folder.exists():
             shutil.rmtree(folder)
         shutil.copytree(build, folder)
-        context = CardContext(name, version, dt.date.today().isoformat(), f"{namespace}/{name}")
+        repo_id = project.hub_repo or f"{namespace}/{name}"
+        context = CardContext(name, version, dt.date.today().isoformat(), repo_id, project.license, title=project.title)
         write_card_files(folder, load_catalog(settings.tasks_dir), context)
         typer.echo(f"card: {display_path(folder / 'README.md')}  plots: {display_path(folder / 'plots')}")

@@ -11,6 +11,7 @@ import typer
 from catalog import CatalogError, load_catalog
 from catalog.settings import Settings
 from catalog.spec import LANGS
+from cli.common import split_values
 from synth.batch import BatchJob, BatchOptions
 from synth.config import Budget, EndpointMissing, Limits, resolve_endpoint
 from synth.job import JobConfig, SynthJob
@@ -31,11 +32,26 @@ _PROMPTS = "Prompts"
 _JUDGE = "Judge"
 
 
-def _split(values: list[str] | None, default: list[str]) -> list[str]:
-    """Values given as repeated flags, comma-separated, or both."""
-    if not values:
-        return default
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+# The endpoint options, shared with `task draft`.
+ModelOption = Annotated[
+    str, typer.Option(envvar="ANYTASKTUNE_SYNTH_MODEL", help="Model id the endpoint serves.", rich_help_panel=_ENDPOINT)
+]
+BaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Chat Completions base URL, e.g. http://localhost:8000/v1. Default: $OPENAI_BASE_URL.",
+        rich_help_panel=_ENDPOINT,
+        show_default=False,
+    ),
+]
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        help="API key. Prefer $OPENAI_API_KEY (a flag lands in shell history). Never written anywhere.",
+        rich_help_panel=_ENDPOINT,
+        show_default=False,
+    ),
+]
 
 
 def synth(
@@ -53,26 +69,9 @@ def synth(
             help="Synthesized records wanted per task and language, those already in the store included.",
         ),
     ] = 10,
-    model: Annotated[
-        str,
-        typer.Option(envvar="ANYTASKTUNE_SYNTH_MODEL", help="Model id the endpoint serves.", rich_help_panel=_ENDPOINT),
-    ] = DEFAULT_MODEL,
-    base_url: Annotated[
-        str | None,
-        typer.Option(
-            help="Chat Completions base URL, e.g. http://localhost:8000/v1. Default: $OPENAI_BASE_URL.",
-            rich_help_panel=_ENDPOINT,
-            show_default=False,
-        ),
-    ] = None,
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            help="API key. Prefer $OPENAI_API_KEY (a flag lands in shell history). Never written anywhere.",
-            rich_help_panel=_ENDPOINT,
-            show_default=False,
-        ),
-    ] = None,
+    model: ModelOption = DEFAULT_MODEL,
+    base_url: BaseUrlOption = None,
+    api_key: ApiKeyOption = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at most.", rich_help_panel=_LIMITS)] = 16,
     rpm: Annotated[float | None, typer.Option(help="Requests per minute at most.", rich_help_panel=_LIMITS)] = None,
     tpm: Annotated[float | None, typer.Option(help="Tokens per minute at most.", rich_help_panel=_LIMITS)] = None,
@@ -177,14 +176,14 @@ def synth(
         endpoint = resolve_endpoint("http://cache-only.invalid/v1", None, model)
     try:
         catalog = load_catalog(settings.tasks_dir)
-        specs = catalog.select(_split(tasks, ["all"]))
+        specs = catalog.select(split_values(tasks, ["all"]))
     except CatalogError as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(1) from None
     except KeyError as err:
         typer.echo(f"synth: --tasks: {err.args[0]}", err=True)
         raise typer.Exit(1) from None
-    languages = _split(langs, list(LANGS))
+    languages = split_values(langs, list(LANGS))
     if unknown := [lang for lang in languages if lang not in LANGS]:
         typer.echo(f"synth: --langs: unknown language(s) {', '.join(unknown)}; known: {', '.join(LANGS)}", err=True)
         raise typer.Exit(1)

@@ -8,29 +8,20 @@ from typing import Annotated
 
 import typer
 
-from catalog import CatalogError, load_catalog
 from catalog.settings import Settings
+from cli.common import catalog_or_exit, fail, project_or_exit, split_values
 
 RELEASE_HELP = "Release folder in Hub layout, or a Hub dataset repo id (owner/name)."
 TASKS_HELP = "Task ids, codes or domains, or 'all' (repeat the option or separate with commas)."
 
 
-def _split_keys(values: list[str] | None) -> list[str] | None:
-    if not values:
-        return None
-    return [key.strip() for value in values for key in value.split(",") if key.strip()]
-
-
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
+    return fail(f"error: {message}")
 
 
-def _catalog():
-    try:
-        return load_catalog(Settings.from_env().tasks_dir)
-    except CatalogError as err:
-        raise _fail(str(err)) from None
+def own_build() -> Path:
+    """The data folder's build of its project: what train and eval read unless told otherwise."""
+    return Settings.from_env().build_dir / project_or_exit().name
 
 
 def train_command(
@@ -57,7 +48,7 @@ def train_command(
     from training.data import DataError
     from training.run_config import RunConfigError, load_run_config
 
-    keys = _split_keys(tasks)
+    keys = split_values(tasks, []) or None
     overrides = {
         "tasks": keys,
         "model": model,
@@ -71,10 +62,12 @@ def train_command(
         run_config = load_run_config(config, overrides)
     except RunConfigError as err:
         raise _fail(str(err)) from None
+    if "release" not in run_config.model_fields_set:  # neither the file nor the flag: the data folder's own build
+        run_config = run_config.model_copy(update={"release": str(own_build())})
     from training.sft import train
 
     try:
-        result = train(run_config, _catalog())
+        result = train(run_config, catalog_or_exit())
     except (DataError, ValueError, OSError) as err:
         raise _fail(str(err)) from None
     typer.echo(f"adapter: {result.adapter_dir}  ({result.train_records} training records)")
@@ -92,8 +85,8 @@ def eval_command(
         str, typer.Option(help="Environment variable holding the endpoint's API key.")
     ] = "OPENAI_API_KEY",
     tasks: Annotated[list[str] | None, typer.Option("--tasks", help=TASKS_HELP)] = None,
-    langs: Annotated[str, typer.Option(help="Languages to evaluate: en, zh or en,zh.")] = "en,zh",
-    release: Annotated[str, typer.Option(help=RELEASE_HELP)] = "datasets/build/anytasktune",
+    langs: Annotated[str, typer.Option(help="Languages to evaluate: en, zh or en,zh (each task's own).")] = "en,zh",
+    release: Annotated[str | None, typer.Option(help=RELEASE_HELP + " Default: the data folder's build.")] = None,
     revision: Annotated[str | None, typer.Option(help="Revision of a Hub release.")] = None,
     name: Annotated[str | None, typer.Option(help="Row name in the matrix (default: from model and adapter).")] = None,
     out: Annotated[Path, typer.Option(help="Evaluation runs folder; this run goes to <out>/<name>.")] = Path(
@@ -112,13 +105,13 @@ def eval_command(
     from training.data import DataError, ReleaseSource, load_split, resolve_release, select_tasks
     from training.evaluation import EvalRun, evaluate
 
-    catalog = _catalog()
+    catalog = catalog_or_exit()
     try:
-        specs = select_tasks(catalog, _split_keys(tasks) or ["all"])
+        specs = select_tasks(catalog, split_values(tasks, ["all"]))
         wanted = tuple(lang.strip() for lang in langs.split(",") if lang.strip())
         if not set(wanted) <= {"en", "zh"}:
             raise DataError(f"--langs: unknown language in {langs!r}; use en, zh or en,zh")
-        folder = resolve_release(ReleaseSource(release, revision), specs)
+        folder = resolve_release(ReleaseSource(release or str(own_build()), revision), specs)
         records = load_split(folder, specs, "test", wanted)
     except DataError as err:
         raise _fail(str(err)) from None
@@ -167,17 +160,15 @@ def matrix_command(
     out: Annotated[Path, typer.Option(help="Where the matrix files go.")] = Path("runs/matrix"),
 ) -> None:
     """The model × task matrix from all evaluation runs: CSV, Markdown and heatmap PNG, overall and per language."""
-    from training.matrix import MatrixError, write_matrix
+    from training.matrix import MatrixError, view_file, write_matrix
 
     try:
-        matrices = write_matrix(_catalog(), runs, out)
+        matrices = write_matrix(catalog_or_exit(), runs, out)
     except MatrixError as err:
         raise _fail(str(err)) from None
     typer.echo((out / "matrix.md").read_text(encoding="utf-8").split("\n\n###")[0])
-    typer.echo(
-        f"written: {out}/matrix.csv, matrix_en.csv, matrix_zh.csv, matrix.md, matrix.png "
-        f"({len(matrices['all'])} models)"
-    )
+    files = ", ".join([*(view_file(name) for name in matrices), "matrix.md", "matrix.png"])
+    typer.echo(f"written: {out}/{files} ({len(matrices['all'])} models)")
 
 
 def merge_command(

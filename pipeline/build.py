@@ -32,7 +32,7 @@ from catalog import Catalog
 from catalog.layout import SPLITS, split_path
 from catalog.records import RECORD_COLUMNS
 from catalog.settings import Settings
-from catalog.spec import DEFAULT_MAX_CHARS, LANGS
+from catalog.spec import DEFAULT_MAX_CHARS
 from pipeline.hub_layout import write_release_readme
 from pipeline.normalize import normalized_text, without_controls
 from pipeline.runs import Run, new_run, publish, quarantine_path, recover, release_path
@@ -682,7 +682,7 @@ def build_report(
 ) -> dict:
     """Records in, dropped per reason, out and per split, for every task and language (JSON-ready). Records whose
     task or language is not in the catalog (unreadable lines, `lang: fr`) are counted in a row of their own."""
-    known = {(spec.id, lang) for spec in catalog for lang in LANGS}
+    known = set(catalog.cells())
     drops: dict[tuple, int] = {}
     for task, lang, reason, n in dropped.group_by("task", "lang", "reason").len().iter_rows():
         key = (task, lang) if (task, lang) in known else (None, None)
@@ -693,7 +693,7 @@ def build_report(
             splits[(task, lang, split)] = n
     other_in = sum(n for key, n in records_in.items() if key not in known)
     rows = []
-    cells = [(spec.id, lang) for spec in catalog for lang in LANGS] + ([(None, None)] if other_in else [])
+    cells: list[tuple[str | None, str | None]] = [*catalog.cells(), *([(None, None)] if other_in else [])]
     for task, lang in cells:
         count = other_in if task is None else records_in.get((task, lang), 0)
         row = {"task": task or "(unknown task or language)", "lang": lang or "", "in": count}

@@ -82,6 +82,7 @@ def release(
     name: str,
     version: str,
     license: str = "apache-2.0",
+    title: str = "AnyTaskTune",
     namespace: str = DEFAULT_NAMESPACE,
     date: str | None = None,
     say: Callable[[str], None] = lambda _: None,
@@ -112,6 +113,7 @@ def release(
         date=date or dt.date.today().isoformat(),
         repo_id=destination.hub.repo_id if destination.hub else f"{namespace}/{name}",
         license=license,
+        title=title,
         previous_version=previous,
     )
     if previous:

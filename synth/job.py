@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from catalog import Catalog, TaskSpec
-from catalog.records import compact_json, record_id
+from catalog.records import compact_json, output_string, record_id
 from catalog.settings import Settings
 from synth.cache import ResponseCache, canonical_request, key_of
 from synth.check_queue import CheckQueue
@@ -166,7 +166,7 @@ class SynthJob:
             have.setdefault((record.task, record.lang), set()).add(record.id)
         per_request = self.config.options.records_per_request
         for spec in self.config.tasks:
-            for lang in self.config.langs:
+            for lang in (lang for lang in self.config.langs if lang in spec.languages):
                 count = len(have.get((spec.id, lang), ()))
                 self.stats.targets[(spec.id, lang)] = self.config.per_task
                 if weights := spec.label_weights("en"):
@@ -598,7 +598,7 @@ class SynthJob:
                 "lang": lang,
                 "instruction": instruction,
                 "input": text,
-                "output": _output_string(spec, item["output"]),
+                "output": output_string(spec, item["output"]),
                 "source": "synth",
                 "generator": message.model or self.endpoint.model,
             }
@@ -711,16 +711,3 @@ def _strict(body: dict[str, Any]) -> dict[str, Any]:
         return body
     form = body["response_format"]
     return {**body, "response_format": {**form, "json_schema": {**form["json_schema"], "strict": True}}}
-
-
-def _output_string(spec: TaskSpec, value: Any) -> str:
-    """The stored form of an output: compact JSON for structured formats (a JSON string is unwrapped first), the
-    text itself otherwise."""
-    if spec.is_structured:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                return value
-        return compact_json(value)
-    return value.strip() if isinstance(value, str) else compact_json(value)

@@ -50,9 +50,13 @@ class Verdict:
     reason: str
 
 
+def _lowered(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
 def rubric(spec: TaskSpec, lang: str) -> str:
     criteria = [
-        f"The input is a realistic {spec.input.en[0].lower() + spec.input.en[1:]} It is written natively in "
+        f"The input is a realistic {_lowered(spec.input.en or spec.input.zh or '')} It is written natively in "
         f"{'Chinese' if lang == 'zh' else 'English'}; names and numbers are fictitious.",
         f"The output follows the instruction exactly; {_FORMAT_CRITERIA[spec.output.format]}.",
         f"Domain: {_DOMAIN_CRITERIA.get(spec.domain, 'accurate for the domain')}.",
@@ -62,7 +66,7 @@ def rubric(spec: TaskSpec, lang: str) -> str:
     ]
     listed = "\n".join(f"{i}. {c}" for i, c in enumerate(criteria, start=1))
     return (
-        f"You review training records for the task {spec.name.en!r} ({spec.id}).\nCriteria:\n{listed}\n"
+        f"You review training records for the task {spec.title('en')!r} ({spec.id}).\nCriteria:\n{listed}\n"
         f"Score each record from {SCORE_MIN} (unusable) to {SCORE_MAX} (excellent) and give a one-line reason. "
         'Answer with JSON only: {"scores": [{"score": <int>, "reason": "..."}, ...]}, one entry per record, in order.'
     )

@@ -38,6 +38,7 @@ FAULTS = (
     "parrot",
     "pii",
     "wrong_language",
+    "bad_draft",
 )
 _EN_TEXT = (
     "the patient said pain started after dinner last week and it got worse at night while walking to work with "
@@ -270,6 +271,8 @@ class FakeOpenAI:
             for record, label in zip(value["records"], wanted, strict=False):
                 record["output"] = label
         told = _REPAIR_TURN.search(prompt) is not None and self.config.fixes_when_told
+        if _is_task_draft(value):
+            self._spoil_draft(value, fault, told)
         if fault == "fixable" and not told and isinstance(value, dict) and value.get("records"):
             # A model that slips on one record in a way the checks catch, and fixes it when shown the errors.
             self.stats.faults["fixable_slips"] += 1
@@ -320,6 +323,20 @@ class FakeOpenAI:
             },
         }
 
+    def _spoil_draft(self, value: dict[str, Any], fault: str | None, told: bool) -> None:
+        """A model drafting a task: one that repeats a label and fixes it when shown the error (`fixable`), or one whose
+        drafts never have a usable output, repair turn or not (`bad_draft`)."""
+        output = value["output"]
+        if fault == "fixable" and not told and len(output.get("labels", [])) >= 2:
+            self.stats.faults["fixable_slips"] += 1
+            output["labels"][1] = dict(output["labels"][0])
+        if fault == "bad_draft":
+            output["labels"], output["fields"] = [], []
+
+
+def _is_task_draft(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("output"), dict) and "scenarios" in value
+
 
 def _schema_of(request: dict[str, Any], prompt: str) -> dict[str, Any] | None:
     """The schema the answer must fill: response_format's, else the last JSON schema quoted in the prompt."""
@@ -342,6 +359,12 @@ class _Filler:
         self.root, self.lang, self.rng, self.judge_score = root, lang, rng, judge_score
 
     def value(self, schema: dict[str, Any], key: str = "") -> Any:
+        if key in ("en", "zh") and key != self.lang:  # a per-language object's value is in that language
+            saved, self.lang = self.lang, key
+            try:
+                return self.value(schema, key)
+            finally:
+                self.lang = saved
         if "$ref" in schema:
             return self.value(self.root.get("$defs", {})[schema["$ref"].rsplit("/", 1)[-1]], key)
         if "enum" in schema:
@@ -357,7 +380,7 @@ class _Filler:
         if kind == "object":
             return {name: self.value(sub, name) for name, sub in schema.get("properties", {}).items()}
         if kind == "array":
-            return self._array(schema)
+            return self._array(schema, key)
         if kind in ("integer", "number"):
             if key == "score" and self.judge_score is not None:
                 return self.judge_score
@@ -366,16 +389,25 @@ class _Filler:
             return low if key != "score" else self.rng.randint(low, high)
         if kind == "boolean":
             return True
+        if "pattern" in schema:
+            return self._matching(schema["pattern"], schema.get("maxLength", 40))
         return self._text(schema.get("minLength", 1), schema.get("maxLength", 400))
 
-    def _array(self, schema: dict[str, Any]) -> list[Any]:
+    def _matching(self, pattern: str, max_length: int) -> str:
+        """A string for the patterns a model is asked for: snake_case ids and short capital codes."""
+        if pattern.startswith("^[A-Z]"):
+            return self.rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") + str(self.rng.randint(1, 9))
+        words = [w for w in _EN_WORDS if w.isalpha()]
+        return "_".join(self.rng.sample(words, 2))[:max_length]
+
+    def _array(self, schema: dict[str, Any], key: str = "") -> list[Any]:
         items = schema.get("items", {})
         count = max(schema.get("minItems", 1), 1)
         count = min(count, schema.get("maxItems", count))
         target = self.root.get("$defs", {}).get(items.get("$ref", "#/").rsplit("/", 1)[-1], items)
         if "enum" in target:
             return self.rng.sample(target["enum"], min(count, len(target["enum"])))
-        return [self.value(items) for _ in range(count)]
+        return [self.value(items, key) for _ in range(count)]
 
     def _text(self, min_length: int, max_length: int) -> str:
         if self.lang == "zh":

@@ -155,3 +155,62 @@ def test_a_label_distribution_names_only_labels_of_a_label_task(data_dir: Path, 
     assert "fin_intent.yaml" in problems and "label_distribution.Lottery win: not a label of 'intent'" in problems
     assert "label_distribution.Complaint: weight -1 is negative" in problems
     assert "med_triage.yaml" in problems and "only a task of format `label`" in problems
+
+
+def _one_language(document: dict, lang: str) -> dict:
+    """A bilingual task document cut down to one of its languages."""
+    cut = {**document, "languages": [lang]}
+    for field in ("name", "instructions", "input", "scenarios"):
+        cut[field] = {lang: document[field][lang]}
+    cut["closed_sets"] = {
+        name: [{lang: label[lang]} for label in labels] for name, labels in document.get("closed_sets", {}).items()
+    }
+    return cut
+
+
+def test_every_task_of_the_catalog_cut_to_one_language_is_a_valid_one_language_task(catalog: Catalog) -> None:
+    from catalog.loader import check_task_document
+
+    for spec in catalog:
+        document = read_task(Path(__file__).resolve().parent.parent / "datasets", spec.id)
+        for lang in LANGS:
+            cut, problems = check_task_document(_one_language(document, lang), spec.id, file_stem=spec.id)
+            assert problems == [] and cut is not None, (spec.id, lang, problems)
+            assert cut.languages == (lang,)
+            assert cut.instructions_for(lang) == spec.instructions_for(lang)
+            assert cut.output_schema(lang) == spec.output_schema(lang)
+            other = next(other for other in LANGS if other != lang)
+            assert getattr(cut.name, other) is None and cut.title(other) == getattr(spec.name, lang)
+
+
+def test_a_task_names_what_its_languages_lack_or_what_it_has_beyond_them(data_dir: Path, edit_task) -> None:
+    def drop_chinese(spec: dict) -> None:
+        for field in ("name", "instructions", "input", "scenarios"):
+            del spec[field]["zh"]
+
+    edit_task("fin_intent", drop_chinese)
+    problems = _problems(data_dir)
+    assert [p.split(": ", 2)[1] for p in problems] == ["name.zh", "instructions.zh", "input.zh", "scenarios.zh"]
+    assert all("missing: the task is written in en, zh" in p and "`languages: [en]`" in p for p in problems)
+
+    edit_task("fin_intent", lambda spec: spec.update(languages=["en"]))
+    assert load_catalog(data_dir / "tasks").get("fin_intent").languages == ("en",)  # zh labels may stay
+
+    edit_task("fin_intent", lambda spec: spec["name"].update(zh="意图"))
+    [problem] = _problems(data_dir)
+    assert "name.zh: the task is written in en only: add zh to `languages` or remove this" in problem
+
+    edit_task("fin_intent", lambda spec: (spec["name"].pop("zh"), spec.update(languages=["en", "en"])))
+    [problem] = _problems(data_dir)
+    assert "languages: a language is named twice (en, en)" in problem
+    edit_task("fin_intent", lambda spec: spec.update(languages=["fr"]))
+    assert any("languages.0: unknown value 'fr'" in p for p in _problems(data_dir))
+
+
+def test_a_domain_is_any_snake_case_word(data_dir: Path, edit_task) -> None:
+    edit_task("fin_intent", lambda spec: spec.update(domain="front_desk"))
+    catalog = load_catalog(data_dir / "tasks")
+    assert "front_desk" in catalog.domains and [t.id for t in catalog.select(["front_desk"])] == ["fin_intent"]
+    edit_task("fin_intent", lambda spec: spec.update(domain="Front desk"))
+    [problem] = _problems(data_dir)
+    assert "domain: String should match pattern" in problem

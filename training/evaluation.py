@@ -92,7 +92,7 @@ def summarize(catalog: Catalog, rows: list[dict[str, Any]], run: EvalRun) -> dic
         if not mine:
             continue
         entry: dict[str, Any] = {"code": spec.code, "n": len(mine), "score": _mean(r["score"] for r in mine)}
-        for lang in ("en", "zh"):
+        for lang in spec.languages:
             of_lang = [r["score"] for r in mine if r["lang"] == lang]
             entry[lang] = _mean(of_lang) if of_lang else None
             entry[f"n_{lang}"] = len(of_lang)

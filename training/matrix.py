@@ -12,7 +12,15 @@ import polars as pl
 from catalog import Catalog
 from training.evaluation import SCORES_FILE
 
-VIEWS: dict[str, str | None] = {"all": None, "en": "en", "zh": "zh"}
+
+def views(catalog: Catalog) -> dict[str, str | None]:
+    """The matrix's views: `all` languages together, and each language apart where the catalog has two."""
+    languages = catalog.languages
+    return {"all": None, **({lang: lang for lang in languages} if len(languages) > 1 else {})}
+
+
+def view_file(name: str) -> str:
+    return "matrix.csv" if name == "all" else f"matrix_{name}.csv"
 
 
 class MatrixError(ValueError):
@@ -87,7 +95,7 @@ def write_heatmap(matrices: dict[str, pl.DataFrame], path: Path) -> None:
         image = axis.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=0, vmax=100, aspect="auto")
         axis.set_xticks(range(len(columns)), columns)
         axis.set_yticks(range(matrix.height), matrix["model"].to_list())
-        axis.set_title(f"score (%), {'both languages' if name == 'all' else name}")
+        axis.set_title(f"score (%), {'all languages' if name == 'all' else name}")
         for i in range(values.shape[0]):
             for j in range(values.shape[1]):
                 if not np.isnan(values[i, j]):
@@ -100,14 +108,15 @@ def write_heatmap(matrices: dict[str, pl.DataFrame], path: Path) -> None:
 
 
 def write_matrix(catalog: Catalog, runs_dir: Path, out_dir: Path) -> dict[str, pl.DataFrame]:
-    """matrix.csv (both languages), matrix_en.csv, matrix_zh.csv, matrix.md with all three, matrix.png."""
+    """matrix.csv (all languages), matrix_<lang>.csv per language of a bilingual catalog, matrix.md with every view,
+    matrix.png."""
     results = collect_scores(runs_dir)
-    matrices = {name: build_matrix(catalog, results, lang) for name, lang in VIEWS.items()}
+    matrices = {name: build_matrix(catalog, results, lang) for name, lang in views(catalog).items()}
     out_dir.mkdir(parents=True, exist_ok=True)
     markdown = []
     for name, matrix in matrices.items():
-        matrix.write_csv(out_dir / ("matrix.csv" if name == "all" else f"matrix_{name}.csv"))
-        markdown.append(to_markdown(matrix, "both languages" if name == "all" else f"lang = {name}"))
+        matrix.write_csv(out_dir / view_file(name))
+        markdown.append(to_markdown(matrix, "all languages" if name == "all" else f"lang = {name}"))
     (out_dir / "matrix.md").write_text("\n".join(markdown), encoding="utf-8")
     write_heatmap(matrices, out_dir / "matrix.png")
     return matrices

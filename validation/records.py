@@ -229,6 +229,8 @@ def check_record(row: dict[str, Any], catalog: Catalog, languages: bool = True) 
     """(field, reason) for each way one schema-valid record breaks its task's contract."""
     spec = catalog.get(row["task"])
     lang = row["lang"]
+    if lang not in spec.languages:  # nothing else of the task's contract exists in this language
+        return [("lang", f"task {spec.id} is written in {', '.join(spec.languages)} only, not {lang}")]
     found: list[tuple[str, str]] = []
     if not catalog.allows_instruction(spec.id, lang, row["instruction"]):
         found.append(("instruction", f"not one of the {lang} instructions of task {spec.id}"))

@@ -33,7 +33,7 @@ RepoOption = Annotated[
     ),
 ]
 RegistryOption = Annotated[
-    Path | None, typer.Option(help="Local registry folder. Default: $ANYTASKTUNE_REGISTRY or datasets/registry.")
+    Path | None, typer.Option(help="Local registry folder. Default: $ANYTASKTUNE_REGISTRY or <data folder>/registry.")
 ]
 NamespaceOption = Annotated[
     str, typer.Option(help="Organisation shown in repo ids of the local registry (<namespace>/<name>).")

@@ -1,5 +1,5 @@
 # Releases: `make release VERSION=v1.0.0` builds, validates, renders the card and publishes; `make pull VERSION=v1.0.0`
-# fetches one. Local registry by default (ANYTASKTUNE_REGISTRY, default datasets/registry); the Hub with REPO=org/name
+# fetches one. Local registry by default (ANYTASKTUNE_REGISTRY, default <data folder>/registry); the Hub with REPO=org/name
 # (or ANYTASKTUNE_HUB_REPO) and HF_TOKEN; HF_ENDPOINT picks another Hub-compatible server.
 
 .PHONY: release pull card serve-registry

@@ -15,8 +15,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from catalog.settings import Settings
+
 REGISTRY_VARIABLE = "ANYTASKTUNE_REGISTRY"
-DEFAULT_REGISTRY = Path("datasets/registry")
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "AnyTaskTune release",
     "GIT_AUTHOR_EMAIL": "release@anytasktune.invalid",
@@ -37,8 +38,9 @@ class TreeEntry:
 
 
 def registry_root() -> Path:
-    """`ANYTASKTUNE_REGISTRY`, default `datasets/registry`."""
-    return Path(os.environ.get(REGISTRY_VARIABLE) or DEFAULT_REGISTRY)
+    """`ANYTASKTUNE_REGISTRY`, default `registry/` in the data folder (`datasets/registry` here): a team's folder
+    keeps its own releases."""
+    return Path(os.environ.get(REGISTRY_VARIABLE) or Settings.from_env().data_dir / "registry")
 
 
 class LocalRegistry:

@@ -182,6 +182,8 @@ def test_a_chinese_only_task_all_the_way_through(tmp_path: Path, llm: FakeOpenAI
     header = yaml.safe_load(readme.split("---")[1])
     assert header["language"] == ["zh"] and header["multilinguality"] == "monolingual"
     assert "English" not in readme.split("## Load it")[0] and "**Chinese** only" in readme
+    released = ok(run(team, "release", "--version", "v0.1.0"))
+    assert "released shop v0.1.0" in released.output and (team / "registry" / "shop.git").is_dir()
 
     config = small_run_config(tmp_path, team, "shop-tiny")
     ok(run(team, "train", "--config", str(config)))

@@ -357,3 +357,19 @@ def test_the_data_folder_flag_goes_anywhere_and_the_project_file_is_checked(tmp_
     command = [sys.executable, "-m", "cli", "validate", "--data-dir", str(team)]
     done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=tmp_path)
     assert done.returncode == 1 and "anytasktune.yaml: colour: unknown field" in done.stdout + done.stderr
+
+
+def test_task_new_asks_for_what_its_flags_leave_out(tmp_path: Path) -> None:
+    team = tmp_path / "team"
+    ok(CliRunner().invoke(app, ["init", str(team), "--no-example"]))
+    answers = "reply_draft\nR7\nafter_sales\ntext\n"
+    made = CliRunner().invoke(app, ["--data-dir", str(team), "task", "new", "--langs", "en"], input=answers)
+    assert made.exit_code == 0, made.output
+    document = yaml.safe_load((team / "tasks" / "reply_draft.yaml").read_text(encoding="utf-8"))
+    assert (document["id"], document["code"], document["domain"], document["languages"]) == (
+        "reply_draft", "R7", "after_sales", ["en"])  # fmt: skip
+    assert document["output"] == {"format": "text", "schema": {"type": "string", "minLength": 1}}
+    assert document["metric"] == {"name": "rouge_l"} and set(document["scenarios"]) == {"en"}
+    refused = run(team, "task", "new", "--id", "x", "--code", "X1", "--domain", "d", "--format", "fields",
+                  "--field", "x:colour")  # fmt: skip
+    assert refused.exit_code == 1 and "NAME:KIND with KIND one of text, list, label, labels" in refused.output

@@ -119,12 +119,22 @@ def test_plots_are_png_files_shown_in_the_card(card: DatasetCard, release: Path)
         assert (release / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_the_folder_loads_by_config_with_datasets(release: Path, catalog: Catalog) -> None:
+def test_the_folder_loads_by_config_with_datasets(release: Path, catalog: Catalog, card: DatasetCard) -> None:
     records = read_release(release, catalog)
     loaded = load_dataset(str(release), "med_triage")
     for split in SPLITS:
         expected = records.filter((pl.col("task") == "med_triage") & (pl.col("split") == split))["id"].sort()
         assert sorted(loaded[split]["id"]) == expected.to_list()
+    # The sizes the card declares are the ones `datasets` finds when it loads the config (Arrow, not Parquet).
+    declared = {i["config_name"]: i for i in card.data.to_dict()["dataset_info"]}
+    for config in ("med_triage", "medical", "all"):
+        loaded = load_dataset(str(release), config)
+        info = declared[config]
+        for split in info["splits"]:
+            assert split["num_bytes"] == loaded[split["name"]].info.splits[split["name"]].num_bytes, (config, split)
+        assert info["dataset_size"] == sum(s["num_bytes"] for s in info["splits"])
+        parquet = sum((release / f).stat().st_size for files in config_files(catalog)[config].values() for f in files)
+        assert info["download_size"] == parquet != info["dataset_size"]
 
 
 def test_llamafactory_dataset_info_points_at_alpaca_columns_of_real_files(release: Path, catalog: Catalog) -> None:

@@ -23,23 +23,19 @@ from cards.provenance import summarize
 from cards.release_data import read_release
 from cards.stats import size_category
 from catalog import Catalog
+from catalog.records import HUMAN_GENERATOR
 
 BUILD_REPORT_FILE = "build_report.json"
-TASK_CATEGORIES = ["text-generation", "text-classification", "token-classification", "summarization"]
-TAGS = [
-    "anytasktune",
-    "instruction-tuning",
-    "alpaca",
-    "sft",
-    "bilingual",
-    "medical",
-    "finance",
-    "legal",
-    "psychology",
-    "customer-service",
-    "human-resources",
-    "role-play",
-]
+# Hub tags per domain of this catalog; a team's own domain is tagged by its id.
+DOMAIN_TAGS = {
+    "medical": "medical",
+    "finance": "finance",
+    "law": "legal",
+    "psychology": "psychology",
+    "consumer": "customer-service",
+    "hr": "human-resources",
+    "roleplay": "role-play",
+}
 
 
 @dataclass
@@ -88,10 +84,10 @@ def render_card(
         license=context.license,
         language=catalog.languages,
         multilinguality="multilingual" if len(catalog.languages) > 1 else "monolingual",
-        task_categories=TASK_CATEGORIES,
+        task_categories=task_categories(catalog),
         size_categories=size_category(records.height),
         source_datasets=["original"],
-        tags=TAGS,
+        tags=tags(catalog, records),
         **hub_metadata(release, catalog),
     )
     body = "\n\n".join(
@@ -111,6 +107,23 @@ def render_card(
     )
     card = DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}\n")
     return str(card)
+
+
+def task_categories(catalog: Catalog) -> list[str]:
+    """The Hub task categories the catalog's output formats amount to: every task generates its output; label tasks
+    also classify."""
+    formats = {spec.output.format for spec in catalog}
+    return ["text-generation"] + (["text-classification"] if formats & {"label", "labels"} else [])
+
+
+def tags(catalog: Catalog, records: pl.DataFrame) -> list[str]:
+    """Hub tags: the method, the languages, the domains, and `synthetic` when LLM-written records are in."""
+    found = ["anytasktune", "instruction-tuning", "alpaca", "sft"]
+    found += ["bilingual"] if len(catalog.languages) > 1 else []
+    found += [DOMAIN_TAGS.get(domain, domain.replace("_", "-")) for domain in catalog.domains]
+    written_by_models = (pl.col("source") == "synth") | (pl.col("generator") != HUMAN_GENERATOR)  # drafted seeds too
+    synthetic = records.height > 0 and records.filter(written_by_models).height > 0
+    return found + (["synthetic"] if synthetic else [])
 
 
 def _build_report(release: Path) -> dict[str, Any] | None:

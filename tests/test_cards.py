@@ -52,7 +52,9 @@ def test_yaml_header_has_the_hub_fields_and_keeps_configs_and_dataset_info(
     assert data["multilinguality"] == "multilingual"
     assert data["license"] == "apache-2.0"
     assert data["size_categories"] == "1K<n<10K"
-    assert "text-generation" in data["task_categories"] and "medical" in data["tags"]
+    assert data["task_categories"] == ["text-generation", "text-classification"]  # label tasks classify
+    assert {"medical", "legal", "customer-service", "bilingual"} <= set(data["tags"])
+    assert "synthetic" not in data["tags"]  # hand-written seeds only
     assert {c["config_name"] for c in data["configs"]} == set(config_files(catalog))
     records = read_release(release, catalog)
     info = {i["config_name"]: i for i in data["dataset_info"]}
@@ -206,6 +208,7 @@ def test_provenance_of_synthesized_records_reaches_the_card(tmp_path: Path, rele
     assert "`deepseek-v3` (2)" in text
     assert "temperature = 0.8; top_p = 0.95" in text
     assert "$3.00" in text  # two records at $1.50 each
+    assert "synthetic" in DatasetCard(text).data.to_dict()["tags"]
 
 
 def test_changelog_counts_added_and_removed_records_per_task() -> None:

@@ -1,7 +1,10 @@
-"""LLaMA-Factory's `dataset_info.json`: one entry per task and split, Alpaca columns, Parquet files of the release.
+"""LLaMA-Factory's `dataset_info.json`: entries per task, per domain and for `all`, Alpaca columns, nothing converted.
 
-Point LLaMA-Factory's `dataset_dir` at the release folder and name entries in `dataset:`, e.g.
-`med_triage_train,fin_intent_train`; nothing needs converting.
+Point LLaMA-Factory's `dataset_dir` at the release folder and name entries in `dataset:`. A task's entry is one
+Parquet file (`file_name`): `<task>` is its train split, `<task>_<split>` any split. A domain or `all` spans several
+task folders, which a `file_name` cannot name, so their entries load the folder's own configs through `datasets`
+(`script_url: "."` with `subset` and `split`: LLaMA-Factory calls `load_dataset(<dataset_dir>/., name, split)`).
+A task id that equals a domain's name keeps the name.
 """
 
 from __future__ import annotations
@@ -11,23 +14,32 @@ from pathlib import Path
 from typing import Any
 
 from catalog import Catalog
-from catalog.layout import SPLITS, split_path
+from catalog.layout import ALL_CONFIG, SPLITS, split_path
 
 DATASET_INFO_FILE = "dataset_info.json"
 ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output"}
 
 
 def dataset_info(catalog: Catalog) -> dict[str, Any]:
-    """`<task>_<split>` → the Parquet file of that split, read in Alpaca format."""
-    return {
-        f"{spec.id}_{split}": {
-            "file_name": split_path(spec.id, split),
-            "formatting": "alpaca",
-            "columns": dict(ALPACA_COLUMNS),
-        }
-        for spec in catalog
-        for split in SPLITS
-    }
+    """Entry name → how LLaMA-Factory reads it, in Alpaca format."""
+    entries: dict[str, Any] = {}
+    for config in [*catalog.domains, ALL_CONFIG]:
+        for split in SPLITS:
+            entry = {"script_url": ".", "subset": config, "split": split, **_alpaca()}
+            entries[f"{config}_{split}"] = entry
+            if split == "train":
+                entries[config] = entry
+    for spec in catalog:
+        for split in SPLITS:
+            entry = {"file_name": split_path(spec.id, split), **_alpaca()}
+            entries[f"{spec.id}_{split}"] = entry
+            if split == "train":
+                entries[spec.id] = entry
+    return entries
+
+
+def _alpaca() -> dict[str, Any]:
+    return {"formatting": "alpaca", "columns": dict(ALPACA_COLUMNS)}
 
 
 def write_dataset_info(release: Path, catalog: Catalog) -> Path:

@@ -124,10 +124,13 @@ def loading(catalog: Catalog, context: CardContext) -> str:
         f"Pin `revision` to a version tag (`{context.version}`) for reproducible experiments: every release is a "
         "tagged commit, and the changelog below says what each one added and removed. A team sharing a local "
         "registry sets `HF_ENDPOINT=http://host:port` and loads the same way.\n\n"
-        "**LLaMA-Factory.** The release ships `dataset_info.json`: set `dataset_dir` to a downloaded copy (e.g. "
-        f"`huggingface-cli download {context.repo_id} --repo-type dataset --revision {context.version} "
-        f"--local-dir {context.name}`) and train with `dataset: {first.id}_train` (entries are `<task>_<split>`; "
-        "join several with commas)."
+        "**LLaMA-Factory.** The release ships `dataset_info.json`: download it (e.g. "
+        f"`hf download {context.repo_id} --repo-type dataset --revision {context.version} --local-dir {context.name}`"
+        f"), set `dataset_dir: {context.name}` and train with `dataset: {first.id}` (a task's train split), "
+        f"`{first.id}_validation`, `{domain}` (a domain's train split) or `{ALL_CONFIG}`; join several with commas. "
+        "LLaMA-Factory puts the input after the instruction with one newline between them; this project's own "
+        "training (`anytasktune train`) leaves a blank line, so a model trained with one and evaluated with the "
+        "other sees a slightly different prompt."
     )
 
 

@@ -29,7 +29,7 @@ RepoOption = Annotated[
     typer.Option(
         help=f"Hub repo id (org/name). Default: ${REPO_VARIABLE}, else the project's hub_repo; with none, the local "
         "registry is used. "
-        "The token comes from HF_TOKEN (or `huggingface-cli login`), the endpoint from HF_ENDPOINT.",
+        "The token comes from HF_TOKEN (or `hf auth login`), the endpoint from HF_ENDPOINT.",
     ),
 ]
 RegistryOption = Annotated[

@@ -29,7 +29,7 @@ class HubTarget:
 
     @classmethod
     def from_env(cls, repo_id: str, token: str | None = None) -> HubTarget:
-        """The repo with the token from `HF_TOKEN` (or the one `huggingface-cli login` saved) and `HF_ENDPOINT`."""
+        """The repo with the token from `HF_TOKEN` (or the one `hf auth login` saved) and `HF_ENDPOINT`."""
         from huggingface_hub import constants, get_token
 
         endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
@@ -57,7 +57,7 @@ def publish_to_hub(target: HubTarget, folder: Path, version: str, message: str) 
     An upload that fails half-way raises before any tag exists; running it again re-uses what was uploaded.
     """
     if not target.token:
-        raise HubError(f"publishing to {target.repo_id} needs a token: set HF_TOKEN or run `huggingface-cli login`")
+        raise HubError(f"publishing to {target.repo_id} needs a token: set HF_TOKEN or run `hf auth login`")
     api = target.api()
     try:
         api.create_repo(target.repo_id, repo_type=REPO_TYPE, exist_ok=True)

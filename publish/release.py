@@ -90,7 +90,7 @@ def release(
     """Validate the build, render its card and publish it as `version`; raises ReleaseError when refused."""
     if destination.hub and not destination.hub.token:  # refuse before any work, not after rendering
         raise ReleaseError(
-            f"publishing to {destination.hub.repo_id} needs a token: set HF_TOKEN or run `huggingface-cli login`"
+            f"publishing to {destination.hub.repo_id} needs a token: set HF_TOKEN or run `hf auth login`"
         )
     try:
         parse_version(version)

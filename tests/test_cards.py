@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -142,14 +143,27 @@ def test_the_folder_loads_by_config_with_datasets(release: Path, catalog: Catalo
 def test_llamafactory_dataset_info_points_at_alpaca_columns_of_real_files(release: Path, catalog: Catalog) -> None:
     info = json.loads((release / "dataset_info.json").read_text(encoding="utf-8"))
     assert info == dataset_info(catalog)
-    entry = info["fin_intent_train"]
-    assert entry["formatting"] == "alpaca"
-    # LLaMA-Factory loads a `file_name` entry with the file's own builder, then maps these columns.
-    loaded = load_dataset("parquet", data_files=str(release / entry["file_name"]), split="train")
-    assert set(entry["columns"].values()) <= set(loaded.column_names)
-    assert len(loaded) == pl.read_parquet(release / entry["file_name"]).height > 0
+    configs = config_files(catalog)
+    names = {spec.id for spec in catalog} | set(catalog.domains) | {"all"}
+    assert set(info) == names | {f"{name}_{split}" for name in names for split in SPLITS}
     for name, entry in info.items():
-        assert (release / entry["file_name"]).exists(), name
+        assert entry["formatting"] == "alpaca" and entry["columns"] == {
+            "prompt": "instruction", "query": "input", "response": "output"}  # fmt: skip
+        if "file_name" in entry:  # a task: LLaMA-Factory reads the one file with its own builder
+            assert (release / entry["file_name"]).exists(), name
+        else:  # a domain or all: LLaMA-Factory calls load_dataset(<dataset_dir>/<script_url>, subset, split)
+            assert entry["script_url"] == "." and entry["subset"] in configs, name
+    assert info["fin_intent"] == info["fin_intent_train"] and info["medical"] == info["medical_train"]
+    records = read_release(release, catalog)
+    loaded = load_dataset("parquet", data_files=str(release / info["fin_intent"]["file_name"]), split="train")
+    expected = records.filter((pl.col("task") == "fin_intent") & (pl.col("split") == "train"))
+    assert set(info["fin_intent"]["columns"].values()) <= set(loaded.column_names) and len(loaded) == expected.height
+    for name in ("medical", "all_test"):
+        entry = info[name]
+        loaded = load_dataset(os.path.join(release, entry["script_url"]), entry["subset"], split=entry["split"])
+        tasks = {spec.id for spec in catalog.select([entry["subset"]])}
+        wanted = records.filter(pl.col("task").is_in(list(tasks)) & (pl.col("split") == entry["split"]))
+        assert sorted(loaded["id"]) == sorted(wanted["id"].to_list()), name
 
 
 def _synth_record(task: str, lang: str, n: int, provenance: dict) -> dict:

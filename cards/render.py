@@ -97,7 +97,7 @@ def render_card(
             sections.loading(catalog, context),
             sections.task_table(catalog, records),
             sections.statistics(records),
-            sections.examples(catalog, records),
+            sections.task_details(catalog, records),
             sections.record_schema(),
             sections.provenance(provenance, report),
             sections.changelog(change, history or []),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -57,7 +59,6 @@ FUNNEL_NAMES = {
     "gold_leak": "dropped: an exemplar in the split group of a gold record",
     "out": "published",
 }
-TABLE_INSTRUCTION_CHARS = 110
 PAPER_URL = "https://arxiv.org/abs/2407.07094"
 
 
@@ -139,13 +140,9 @@ def domain_name(domain: str) -> str:
     return DOMAIN_NAMES.get(domain) or domain.replace("_", " ").capitalize()
 
 
-def _cell(text: str, limit: int | None = None) -> str:
-    text = " ".join(text.split())
-    if limit and len(text) > limit:
-        text = text[: limit - 1].rstrip() + "…"
-        if text.count("`") % 2:  # a code span cut open would swallow the rest of the table row
-            text = text[:-1] + "`…"
-    return text.replace("|", "\\|")
+def _cell(text: str) -> str:
+    """Text for one table cell: on one line, its pipes escaped."""
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 def metric_text(spec: TaskSpec) -> str:
@@ -156,36 +153,46 @@ def metric_text(spec: TaskSpec) -> str:
     return METRIC_NAMES.get(metric.name, metric.name) + (f" on `{metric.field}`" if metric.field else "")
 
 
+def code_order(spec: TaskSpec) -> tuple[str, int, str]:
+    """C1, C2, …, C10: letters, then the number as a number."""
+    match = re.match(r"([A-Z]*)(\d*)(.*)", spec.code)
+    letters, number, rest = match.groups() if match else (spec.code, "", "")
+    return letters, int(number) if number else 0, rest
+
+
 def task_table(catalog: Catalog, records: pl.DataFrame) -> str:
+    """A compact table per domain, in code order: what reads at 1280 px and on a phone. The long detail of each task
+    (instructions, labels, an example) is in the task details below."""
     counts = split_counts(records)
-    head = (
-        "| code | config | domain | task | instruction (en) | instruction (zh) | output | metric | "
-        "train en/zh | validation en/zh | test en/zh |\n"
-        "|---|---|---|---|---|---|---|---|---:|---:|---:|"
-    )
-    rows = []
-    for spec in catalog:
-        per_split = [
-            " / ".join(
-                str(counts.get((spec.id, lang, s), 0)) if lang in spec.languages else "–" for lang in ("en", "zh")
+    languages = catalog.languages
+    per = " / ".join(languages)
+    sections = []
+    for domain in catalog.domains:
+        rows = []
+        for spec in sorted(catalog.by_domain(domain), key=code_order):
+            cells = [
+                " / ".join(
+                    str(counts.get((spec.id, lang, s), 0)) if lang in spec.languages else "–" for lang in languages
+                )
+                for s in SPLITS
+            ]
+            names = "<br>".join(_cell(getattr(spec.name, lang)) for lang in spec.languages)
+            rows.append(
+                f"| {spec.code} | `{spec.id}` | {names} | {FORMAT_NAMES[spec.output.format]} | {metric_text(spec)} | "
+                + " | ".join(cells)
+                + " |"
             )
-            for s in SPLITS
-        ]
-        names = "<br>".join(_cell(getattr(spec.name, lang)) for lang in spec.languages)
-        first = {lang: (getattr(spec.instructions, lang) or ["–"])[0] for lang in ("en", "zh")}
-        rows.append(
-            f"| {spec.code} | `{spec.id}` | {spec.domain} | {names} | "
-            f"{_cell(first['en'], TABLE_INSTRUCTION_CHARS)} | "
-            f"{_cell(first['zh'], TABLE_INSTRUCTION_CHARS // 2)} | "
-            f"{FORMAT_NAMES[spec.output.format]} | {metric_text(spec)} | " + " | ".join(per_split) + " |"
+        sections.append(
+            f"### {domain_name(domain)}\n\n"
+            f"| code | config | task | output | metric | train | validation | test |\n"
+            "|---|---|---|---|---|---:|---:|---:|\n" + "\n".join(rows)
         )
     return (
         "## Tasks\n\n"
-        "`{name}` in an instruction stands for the labels of that closed set, written out in the record's language. "
-        "Each task has 2–4 instruction paraphrases per language; the table shows the first.\n\n"
-        + head
-        + "\n"
-        + "\n".join(rows)
+        f"{len(catalog)} tasks in {len(catalog.domains)} domains; records per split"
+        + (f" are {per}" if len(languages) > 1 else "")
+        + ". Each task's instructions, labels and an example record are in [Task details](#task-details).\n\n"
+        + "\n\n".join(sections)
     )
 
 
@@ -230,31 +237,54 @@ def _pretty_output(spec: TaskSpec, output: str) -> tuple[str, str]:
         return output, "text"
 
 
-def examples(catalog: Catalog, records: pl.DataFrame) -> str:
+def task_details(catalog: Catalog, records: pl.DataFrame) -> str:
+    """Per task, folded: what the input is, every instruction paraphrase, the labels, and one record per language."""
     blocks = []
-    for spec in catalog:
-        parts = [
-            f"<details>\n<summary><b>{spec.code}</b> · <code>{spec.id}</code> — "
-            + " · ".join(getattr(spec.name, lang) for lang in spec.languages)
-            + "</summary>\n"
-        ]
-        for lang, title in (("en", "English"), ("zh", "中文")):
-            if lang not in spec.languages:
-                continue
-            row = _example_record(records, spec.id, lang)
-            if row is None:
-                parts.append(f"**{title}**: no record in this release.\n")
-                continue
-            output, kind = _pretty_output(spec, row["output"])
+    for domain in catalog.domains:
+        for spec in sorted(catalog.by_domain(domain), key=code_order):
+            titles = " · ".join(getattr(spec.name, lang) for lang in spec.languages)
+            parts = [f"<details>\n<summary><b>{spec.code}</b> · <code>{spec.id}</code> — {titles}</summary>\n"]
             parts.append(
-                f"**{title}** (`{row['id']}`, {row['split']})\n\n"
-                f"*Instruction:* {row['instruction']}\n\n"
-                f"*Input:*\n\n{_fenced(row['input'])}\n\n"
-                f"*Output:*\n\n{_fenced(output, kind)}\n"
+                "**Input:** " + " / ".join(getattr(spec.input, lang) for lang in spec.languages) + "\n\n"
+                f"**Output:** {FORMAT_NAMES[spec.output.format]}, scored by {metric_text(spec)}.\n"
             )
-        parts.append("</details>")
-        blocks.append("\n".join(parts))
-    return "## Examples\n\nOne record per task and language (click to open).\n\n" + "\n\n".join(blocks)
+            for name in spec.closed_sets:
+                labels = "; ".join(" / ".join(spec.labels(name, lang)[i] for lang in spec.languages)
+                                   for i in range(len(spec.closed_sets[name])))  # fmt: skip
+                parts.append(f"`{name}`: {labels}\n")
+            parts.append("**Instructions** (each record carries one):\n")
+            parts.extend(f"- {text}" for lang in spec.languages for text in spec.instructions_for(lang))
+            parts.append("")
+            for lang, title in (("en", "English"), ("zh", "中文")):
+                if lang in spec.languages:
+                    parts.append(_example(spec, records, lang, title))
+            parts.append("</details>")
+            blocks.append("\n".join(parts))
+    return "## Task details\n\nClick a task to open it.\n\n" + "\n\n".join(blocks)
+
+
+def _example(spec: TaskSpec, records: pl.DataFrame, lang: str, title: str) -> str:
+    row = _example_record(records, spec.id, lang)
+    if row is None:
+        return f"**{title}**: no record in this release.\n"
+    output, kind = _pretty_output(spec, row["output"])
+    shown = _fenced(output, kind) if kind == "json" else quoted(output)
+    return (
+        f"**{title}** (`{row['id']}`, {row['split']})\n\n"
+        f"*Instruction:* {row['instruction']}\n\n"
+        f"*Input:*\n\n{quoted(row['input'])}\n\n"
+        f"*Output:*\n\n{shown}\n"
+    )
+
+
+_MARKDOWN = re.compile(r"([\\`*_\[\]#|~])")
+
+
+def quoted(text: str) -> str:
+    """Untrusted text as a Markdown block quote that wraps and renders as the text itself: HTML escaped, Markdown's
+    punctuation backslash-escaped, each line quoted."""
+    safe = _MARKDOWN.sub(r"\\\1", html.escape(text, quote=False))
+    return "\n".join(f"> {line}" if line.strip() else ">" for line in safe.splitlines() or [""])
 
 
 def record_schema() -> str:

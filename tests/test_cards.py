@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from cards.changelog import diff
 from cards.llamafactory import dataset_info
 from cards.provenance import summarize
 from cards.release_data import read_release
+from cards.sections import domain_name, quoted
 from catalog import Catalog
 from catalog.layout import SPLITS, config_files
 from catalog.records import compact_json
@@ -66,15 +69,21 @@ def test_yaml_header_has_the_hub_fields_and_keeps_configs_and_dataset_info(
     assert sum(s["num_examples"] for s in info["all"]["splits"]) == records.height
 
 
-def test_task_table_names_every_task_with_instructions_and_counts_per_split_and_language(
+def test_the_task_table_is_compact_per_domain_in_code_order_with_counts_per_split_and_language(
     card: DatasetCard, release: Path, catalog: Catalog
 ) -> None:
     records = read_release(release, catalog)
-    table_rows = {line.split("|")[2].strip(): line for line in card.text.splitlines() if line.startswith("| ")}
+    table = card.text.split("## Tasks\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| code")]
+    assert all(line.count(" | ") == 7 for line in rows)  # 8 columns: nothing runs off the page
+    codes = [line.split("|")[1].strip() for line in rows]
+    assert codes[:4] == ["C1", "C2", "C3", "C4"]  # consumer first, in code order
+    for domain in catalog.domains:
+        assert f"### {domain_name(domain)}" in table
+    by_config = {line.split("|")[2].strip(): line for line in rows}
     for spec in catalog:
-        row = table_rows[f"`{spec.id}`"]
-        assert f"| {spec.code} |" in row and spec.name.zh in row
-        assert spec.instructions.en[0][:40] in row and spec.instructions.zh[0][:20] in row
+        row = by_config[f"`{spec.id}`"]
+        assert f"| {spec.code} |" in row and spec.name.zh in row and spec.name.en in row
         counts = [
             f"{records.filter((pl.col('task') == spec.id) & (pl.col('split') == s) & (pl.col('lang') == 'en')).height}"
             f" / {records.filter((pl.col('task') == spec.id) & (pl.col('split') == s) & (pl.col('lang') == 'zh')).height}"
@@ -83,18 +92,23 @@ def test_task_table_names_every_task_with_instructions_and_counts_per_split_and_
         assert row.rstrip().endswith(" | ".join(counts) + " |"), row
 
 
-def test_one_example_per_task_in_each_language_taken_from_the_data(
+def test_task_details_hold_every_instruction_the_labels_and_one_example_per_language(
     card: DatasetCard, release: Path, catalog: Catalog
 ) -> None:
     records = read_release(release, catalog)
     by_id = {r["id"]: r for r in records.iter_rows(named=True)}
+    details = card.text.split("## Task details", 1)[1]
     for spec in catalog:
-        section = card.text.split(f"<code>{spec.id}</code>", 1)[1].split("</details>", 1)[0]
+        section = details.split(f"<code>{spec.id}</code>", 1)[1].split("</details>", 1)[0]
         for lang, title in (("en", "English"), ("zh", "中文")):
+            assert all(text in section for text in spec.instructions_for(lang))
+            for name in spec.closed_sets:
+                assert all(label in section for label in spec.labels(name, lang))
             record_id = section.split(f"**{title}** (`", 1)[1].split("`", 1)[0]
             example = by_id[record_id]
             assert (example["task"], example["lang"]) == (spec.id, lang)
-            assert example["input"] in section and example["instruction"] in section
+            assert quoted(example["input"]) in section and example["instruction"] in section
+        assert "```text" not in section  # inputs and free-text outputs are quotes, which wrap
 
 
 def test_prose_sections_a_user_needs(card: DatasetCard) -> None:
@@ -243,9 +257,23 @@ def test_card_yaml_is_valid_yaml_and_reads_back_the_same(release: Path) -> None:
     assert header == DatasetCard(text).data.to_dict()
 
 
-def test_table_cells_cut_short_never_leave_a_code_span_open() -> None:
+def test_a_table_cell_is_one_line_with_its_pipes_escaped() -> None:
     from cards.sections import _cell
 
-    cut = _cell("返回 JSON，键为 `sentiment` 与 `reason`，其中 `sentiment` 取正面、中性或负面之一", limit=24)
-    assert cut.count("`") % 2 == 0 and cut.endswith("…")
-    assert _cell("a | b") == "a \\| b"
+    assert _cell("a | b\nc") == "a \\| b c"
+
+
+def test_untrusted_text_renders_as_itself_in_a_quote_that_wraps() -> None:
+    from markdown_it import MarkdownIt
+
+    from cards.sections import quoted
+
+    hostile = (
+        "<script>alert(1)</script> *bold* `code` [link](http://x) # not a heading\n\n| a | b |\n~~gone~~ back\\slash"
+    )
+    rendered = MarkdownIt("commonmark").enable("table").enable("strikethrough").render(quoted(hostile))
+    assert rendered.startswith("<blockquote>") and "<script>" not in rendered
+    for tag in ("<em>", "<code>", "<a ", "<h1>", "<table>", "<s>"):
+        assert tag not in rendered, tag
+    text = html.unescape(re.sub(r"<[^>]+>", "", rendered))
+    assert " ".join(text.split()) == " ".join(hostile.split())

@@ -15,6 +15,8 @@ from catalog.records import HUMAN_GENERATOR
 # Keys the synthesizer may record in a record's provenance: sampling parameters, and what a request cost.
 PARAMETER_KEYS = ("temperature", "top_p", "max_tokens", "seed", "n_exemplars", "presence_penalty", "frequency_penalty")
 COST_KEYS = ("cost_usd", "cost")
+# ... and how it asked: the prompt template, the answer mode, records per request (the recipe's synth settings).
+SETTING_KEYS = ("template", "template_hash", "mode", "records_per_request", "two_stage")
 NESTED_KEYS = ("sampling", "params", "parameters", "usage")
 
 
@@ -25,6 +27,7 @@ class Provenance:
     generators: Counter = field(default_factory=Counter)  # model id → synthesized records
     drafted_seeds: Counter = field(default_factory=Counter)  # model id → seeds it drafted and a person kept
     parameters: dict[str, set[str]] = field(default_factory=dict)  # parameter → values seen
+    settings: dict[str, set[str]] = field(default_factory=dict)  # synthesizer setting → values seen
     cost_usd: float | None = None
 
 
@@ -45,6 +48,8 @@ def summarize(records: pl.DataFrame) -> Provenance:
         for key, value in _flatten(_loads(text)).items():
             if key in PARAMETER_KEYS and value is not None:
                 summary.parameters.setdefault(key, set()).add(str(value))
+            elif key in SETTING_KEYS and value is not None:
+                summary.settings.setdefault(key, set()).add(str(value))
             elif key in COST_KEYS and isinstance(value, int | float):
                 cost += float(value)
                 costed = True

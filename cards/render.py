@@ -23,6 +23,7 @@ from cards.provenance import summarize
 from cards.release_data import read_release
 from cards.stats import size_category
 from catalog import Catalog
+from catalog.layout import read_recipe
 from catalog.records import HUMAN_GENERATOR
 
 BUILD_REPORT_FILE = "build_report.json"
@@ -48,6 +49,7 @@ class CardContext:
     repo_id: str  # what users pass to load_dataset, e.g. "anytasktune/anytasktune"
     license: str = "apache-2.0"
     title: str = "AnyTaskTune"  # the card's heading and pretty name: a team's project names its own
+    homepage: str | None = None  # the project's page, linked under the heading
     previous: pl.DataFrame | None = field(default=None, repr=False)  # the previous release's records (id, task)
     previous_version: str | None = None
     previous_history: list[dict[str, Any]] = field(default_factory=list)
@@ -96,10 +98,11 @@ def render_card(
             sections.about(catalog),
             sections.loading(catalog, context),
             sections.task_table(catalog, records),
-            sections.statistics(records),
+            sections.statistics(catalog, records),
             sections.task_details(catalog, records),
             sections.record_schema(),
             sections.provenance(provenance, report),
+            sections.reproduce(context, read_recipe(release), provenance),
             sections.changelog(change, history or []),
             sections.limitations(),
             sections.citation(),

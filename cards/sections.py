@@ -12,9 +12,9 @@ import polars as pl
 from cards.changelog import Change, diff
 from cards.plots import COUNTS_PLOT, LENGTHS_PLOT
 from cards.provenance import Provenance, funnel, thresholds
-from cards.stats import length_summary, split_counts, task_counts, totals
+from cards.stats import column_summary, label_counts, length_summary, split_counts, task_counts, totals
 from catalog import Catalog, TaskSpec
-from catalog.layout import ALL_CONFIG, SPLITS
+from catalog.layout import ALL_CONFIG, RECIPE_DIR, RECIPE_FILE, SPLITS
 from catalog.spec import LANG_NAMES
 
 if TYPE_CHECKING:
@@ -78,6 +78,7 @@ def header(catalog: Catalog, context: CardContext, records: pl.DataFrame) -> str
         f"| train | validation | test | configs |\n|---:|---:|---:|---|\n"
         f"| {count['train']:,} | {count['validation']:,} | {count['test']:,} | "
         f"{len(catalog)} tasks · {len(catalog.domains)} domains · `{ALL_CONFIG}` |"
+        + (f"\n\nProject: <{context.homepage}>" if context.homepage else "")
     )
 
 
@@ -196,7 +197,7 @@ def task_table(catalog: Catalog, records: pl.DataFrame) -> str:
     )
 
 
-def statistics(records: pl.DataFrame) -> str:
+def statistics(catalog: Catalog, records: pl.DataFrame) -> str:
     per_task = task_counts(records)
     lengths = length_summary(records)
     length_rows = "\n".join(
@@ -211,6 +212,41 @@ def statistics(records: pl.DataFrame) -> str:
         "| lang | field | median | 90th percentile |\n|---|---|---:|---:|\n"
         + (length_rows or "| – | – | – | – |")
         + ("\n\nTasks without records in this release: " + ", ".join(zero) if zero else "")
+        + "\n\n"
+        + column_table(records)
+        + "\n\n"
+        + label_table(catalog, records)
+    )
+
+
+def column_table(records: pl.DataFrame) -> str:
+    def cell(value: object) -> str:
+        return "–" if value is None else f"{value:,}"
+
+    rows = "\n".join(
+        f"| `{r['column']}` | {cell(r['nulls'])} | {cell(r['empty'])} | {cell(r['distinct'])} | {cell(r['min'])} | "
+        f"{cell(r['median'])} | {cell(r['max'])} |"
+        for r in column_summary(records).iter_rows(named=True)
+    )
+    return (
+        "Per column (all strings; length in characters):\n\n"
+        "| column | nulls | empty | distinct | min | median | max |\n|---|---:|---:|---:|---:|---:|---:|\n" + rows
+    )
+
+
+def label_table(catalog: Catalog, records: pl.DataFrame) -> str:
+    """The label distribution of every task with closed sets, both languages counted under the English label."""
+    rows = []
+    for task, counts in label_counts(catalog, records).items():
+        total = sum(counts.values())
+        spread = ", ".join(f"{_cell(label)} {n / total:.0%}" for label, n in counts.most_common(8)) if total else "–"
+        more = f" (+{len(counts) - 8} more)" if len(counts) > 8 else ""
+        rows.append(f"| `{task}` | {total:,} | {spread}{more} |")
+    if not rows:
+        return ""
+    return (
+        "Labels in the outputs (a record may hold several; the eight most frequent):\n\n"
+        "| task | labels | share of each |\n|---|---:|---|\n" + "\n".join(rows)
     )
 
 
@@ -378,6 +414,39 @@ def changelog(change: Change, history: list[dict[str, Any]]) -> str:
             f"- **{h['version']}** ({h['date']}): +{h['added']:,} / −{h['removed']:,}, {h['records']:,} records"
             for h in older
         )
+    return "\n".join(lines)
+
+
+def reproduce(context: CardContext, recipe: dict[str, Any] | None, summary: Provenance) -> str:
+    """How to make this release again: the recipe it carries, the inputs it needs, the commands."""
+    if recipe is None:
+        return "## Reproduce\n\nThis release was built before releases carried their recipe."
+    inputs = recipe["inputs"]
+    records = sum(i.get("lines", 0) for i in inputs)
+    tool = recipe["tool"]
+    build = ", ".join(f"`{k}` = {v}" for k, v in recipe["build"].items())
+    lines = [
+        "## Reproduce\n",
+        f"The release carries its recipe in `{RECIPE_DIR}/`: the catalog's task files (`{RECIPE_DIR}/tasks/`), the "
+        f"project file, and `{RECIPE_DIR}/{RECIPE_FILE}`, which names the tool ({tool['name']} {tool['version']}), "
+        f"the build configuration ({build}), each of the {len(inputs)} input files ({records:,} lines: the seeds "
+        "and the synth store, with their bytes and SHA-256) and each Parquet file made, with its SHA-256.",
+    ]
+    if summary.settings or summary.generators:
+        asked = "; ".join(f"{k} = {', '.join(sorted(v))}" for k, v in sorted(summary.settings.items()))
+        models = ", ".join(f"`{m}`" for m in sorted(summary.generators))
+        lines.append(f"\nThe synthesized records came from {models or 'no model'}" + (f" ({asked})." if asked else "."))
+    lines.append(
+        "\nThe same recipe and the same inputs make the same Parquet, byte for byte:\n\n"
+        "```bash\n"
+        f"hf download {context.repo_id} --repo-type dataset --revision {context.version} --local-dir release\n"
+        f"mkdir -p data && cp -r release/{RECIPE_DIR}/tasks data/ && "
+        f"cp release/{RECIPE_DIR}/*.yaml data/ 2>/dev/null\n"
+        f"# put the inputs {RECIPE_DIR}/{RECIPE_FILE} lists (seeds/…, synth/…) under data/; their SHA-256 must match\n"
+        "anytasktune --data-dir data build\n"
+        f"sha256sum data/build/{recipe['build'].get('name', context.name)}/data/*/*.parquet   # = the outputs listed\n"
+        "```"
+    )
     return "\n".join(lines)
 
 

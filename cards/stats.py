@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import polars as pl
 
+from catalog import Catalog
 from catalog.layout import SPLITS
+from catalog.records import RECORD_COLUMNS
 from catalog.spec import LANGS
+from validation.outputs import OutputError, output_labels
 
 
 def split_counts(records: pl.DataFrame) -> dict[tuple[str, str, str], int]:
@@ -60,3 +65,40 @@ def length_summary(records: pl.DataFrame) -> pl.DataFrame:
                 }
             )
     return pl.DataFrame(rows)
+
+
+def column_summary(records: pl.DataFrame) -> pl.DataFrame:
+    """Per published column: nulls, empty strings, distinct values, and length in characters (min, median, max)."""
+    rows = []
+    for column in RECORD_COLUMNS:
+        values = records[column] if column in records.columns else pl.Series(column, [], pl.String)
+        lengths = values.drop_nulls().str.len_chars()
+        rows.append(
+            {
+                "column": column,
+                "nulls": values.null_count(),
+                "empty": int((lengths == 0).sum()) if len(lengths) else 0,
+                "distinct": values.n_unique() if len(values) else 0,
+                "min": int(lengths.min()) if len(lengths) else None,
+                "median": int(lengths.median()) if len(lengths) else None,
+                "max": int(lengths.max()) if len(lengths) else None,
+            }
+        )
+    return pl.DataFrame(rows, schema_overrides={"min": pl.Int64, "median": pl.Int64, "max": pl.Int64})
+
+
+def label_counts(catalog: Catalog, records: pl.DataFrame) -> dict[str, Counter[str]]:
+    """Per task with closed sets: how often each label (its English text, both languages together) is an output."""
+    counts: dict[str, Counter[str]] = {}
+    for spec in catalog:
+        if not spec.closed_sets:
+            continue
+        found: Counter[str] = Counter()
+        part = records.filter(pl.col("task") == spec.id).select("lang", "output")
+        for lang, output in part.iter_rows():
+            try:
+                found.update(output_labels(spec, lang, output))
+            except OutputError:
+                continue
+        counts[spec.id] = found
+    return counts

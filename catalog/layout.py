@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 from catalog.loader import Catalog
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 ALL_CONFIG = "all"
+RECIPE_DIR = "recipe"  # what rebuilds the release: task files, project file, build.json (pipeline.recipe)
+RECIPE_FILE = "build.json"
 
 
 def split_path(task_id: str, split: str) -> str:
@@ -25,3 +31,9 @@ def config_files(catalog: Catalog) -> dict[str, dict[str, list[str]]]:
         configs[domain] = {split: [split_path(t.id, split) for t in catalog.by_domain(domain)] for split in SPLITS}
     configs[ALL_CONFIG] = {split: [split_path(t.id, split) for t in catalog] for split in SPLITS}
     return configs
+
+
+def read_recipe(release: Path) -> dict[str, Any] | None:
+    """The release's `recipe/build.json`, or None for a release made before recipes."""
+    path = release / RECIPE_DIR / RECIPE_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None

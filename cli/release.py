@@ -77,6 +77,7 @@ def register(app: typer.Typer) -> None:
                 version=version,
                 license=license or project.license,
                 title=project.title,
+                homepage=project.homepage,
                 namespace=namespace,
                 date=dt.date.today().isoformat(),
                 say=typer.echo,
@@ -160,6 +161,14 @@ def register(app: typer.Typer) -> None:
             shutil.rmtree(folder)
         shutil.copytree(build, folder)
         repo_id = project.hub_repo or f"{namespace}/{name}"
-        context = CardContext(name, version, dt.date.today().isoformat(), repo_id, project.license, title=project.title)
+        context = CardContext(
+            name,
+            version,
+            dt.date.today().isoformat(),
+            repo_id,
+            project.license,
+            title=project.title,
+            homepage=project.homepage,
+        )
         write_card_files(folder, load_catalog(settings.tasks_dir), context)
         typer.echo(f"card: {display_path(folder / 'README.md')}  plots: {display_path(folder / 'plots')}")

@@ -35,6 +35,7 @@ from catalog.settings import Settings
 from catalog.spec import DEFAULT_MAX_CHARS
 from pipeline.hub_layout import write_release_readme
 from pipeline.normalize import normalized_text, without_controls
+from pipeline.recipe import write_recipe
 from pipeline.runs import Run, new_run, publish, quarantine_path, recover, release_path
 from validation.keys import dedup_key_expr
 from validation.language import LINGUA_PENDING, language_problems
@@ -147,6 +148,7 @@ def build(
             placed = kept.select("file", "line", "task", "split", *(["split_group"] if keep_records else []))
             del kept
             records = _write_outputs(run, work, placed, every, unreadable, catalog, report, config, keep_records)
+            write_recipe(run.release, settings, config, input_files(settings))
             clock.lap("write")
             shutil.rmtree(work, ignore_errors=True)
         except BaseException:
@@ -182,6 +184,11 @@ CHUNK_LINES = 20_000  # lines read, checked and spilled at a time by a worker: i
 # chunk pays ~0.3 s of fixed Polars and pandera overhead, so much smaller chunks cost time
 
 
+def input_files(settings: Settings) -> list[Path]:
+    """The record files a build reads: every JSONL file of the seeds folder and of the synth store."""
+    return record_files([settings.seeds_dir] + ([settings.synth_dir] if settings.synth_dir.exists() else []))
+
+
 def load_inputs(
     catalog: Catalog, settings: Settings, work: Path
 ) -> tuple[pl.DataFrame, SpilledSignatures, pl.DataFrame | None, pl.DataFrame, list]:
@@ -192,8 +199,7 @@ def load_inputs(
     could not be read; and the claims overridden at the trust boundary. Large stores are read a file per process:
     parsing JSON is Python work.
     """
-    sources = [settings.seeds_dir] + ([settings.synth_dir] if settings.synth_dir.exists() else [])
-    paths = record_files(sources)
+    paths = input_files(settings)
     jobs = [(path, catalog, is_trusted(path, settings.seeds_dir), work, n) for n, path in enumerate(paths)]
     large = sum(p.stat().st_size for p in paths) > PARALLEL_READ_BYTES
     workers = min(len(paths), os.cpu_count() or 1) if large else 1

@@ -83,6 +83,7 @@ def release(
     version: str,
     license: str = "apache-2.0",
     title: str = "AnyTaskTune",
+    homepage: str | None = None,
     namespace: str = DEFAULT_NAMESPACE,
     date: str | None = None,
     say: Callable[[str], None] = lambda _: None,
@@ -114,6 +115,7 @@ def release(
         repo_id=destination.hub.repo_id if destination.hub else f"{namespace}/{name}",
         license=license,
         title=title,
+        homepage=homepage,
         previous_version=previous,
     )
     if previous:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import os
@@ -21,8 +22,8 @@ from cards.llamafactory import dataset_info
 from cards.provenance import summarize
 from cards.release_data import read_release
 from cards.sections import domain_name, quoted
-from catalog import Catalog
-from catalog.layout import SPLITS, config_files
+from catalog import Catalog, load_catalog
+from catalog.layout import SPLITS, config_files, read_recipe
 from catalog.records import compact_json
 from catalog.settings import Settings
 from pipeline.build import build
@@ -277,3 +278,43 @@ def test_untrusted_text_renders_as_itself_in_a_quote_that_wraps() -> None:
         assert tag not in rendered, tag
     text = html.unescape(re.sub(r"<[^>]+>", "", rendered))
     assert " ".join(text.split()) == " ".join(hostile.split())
+
+
+def test_the_recipe_in_the_release_rebuilds_the_same_parquet(
+    tmp_path: Path, release: Path, catalog: Catalog, card: DatasetCard
+) -> None:
+    recipe = read_recipe(release)
+    assert recipe is not None and recipe["tool"]["name"] == "anytasktune"
+    assert recipe["build"]["near_duplicate_threshold"] == 0.7
+    assert sorted(p.name for p in (release / "recipe" / "tasks").iterdir()) == [f"{t.id}.yaml" for t in catalog]
+    data = tmp_path / "again"
+    shutil.copytree(release / "recipe" / "tasks", data / "tasks")
+    for item in recipe["inputs"]:  # the inputs at hand are the ones the recipe names
+        source = DATA / item["path"]
+        assert hashlib.sha256(source.read_bytes()).hexdigest() == item["sha256"], item["path"]
+        assert source.read_bytes().count(b"\n") == item["lines"]
+        (data / item["path"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, data / item["path"])
+    again = build(load_catalog(data / "tasks"), Settings(data)).release
+    assert len(recipe["outputs"]) == 3 * len(catalog)
+    for item in recipe["outputs"]:
+        assert hashlib.sha256((again / item["path"]).read_bytes()).hexdigest() == item["sha256"], item["path"]
+    assert read_recipe(again)["outputs"] == recipe["outputs"]
+    section = card.text.split("## Reproduce", 1)[1].split("\n## ", 1)[0]
+    assert f"anytasktune {recipe['tool']['version']}" in section and "anytasktune --data-dir data build" in section
+
+
+def test_the_card_has_per_column_statistics_and_label_shares_from_the_data(
+    card: DatasetCard, release: Path, catalog: Catalog
+) -> None:
+    records = read_release(release, catalog)
+    section = card.text.split("## Statistics", 1)[1].split("\n## ", 1)[0]
+    columns = {line.split("|")[1].strip(): line for line in section.splitlines() if line.startswith("| `")}
+    lang = [c.strip() for c in columns["`lang`"].split("|")[2:-1]]
+    assert lang == ["0", "0", "2", "2", "2", "2"]  # nulls, empty, distinct, min/median/max length
+    output = [c.strip() for c in columns["`output`"].split("|")[2:-1]]
+    assert output[2] == f"{records['output'].n_unique():,}" and output[5] == f"{records['output'].str.len_chars().max():,}"
+    shares = columns["`fin_intent`"]
+    total = records.filter(pl.col("task") == "fin_intent").height  # one label per record
+    assert f"| {total:,} |" in shares and "(+7 more)" in shares  # 15 labels, the eight most frequent shown
+    assert "`psy_support_reply`" not in columns  # free text: no labels

@@ -153,6 +153,8 @@ def test_the_tutorial_from_a_paragraph_to_a_matrix(tmp_path: Path, llm: FakeOpen
 def test_a_chinese_only_task_all_the_way_through(tmp_path: Path, llm: FakeOpenAI) -> None:
     team = tmp_path / "shop"
     ok(CliRunner().invoke(app, ["init", str(team), "--no-example"]))
+    with (team / "anytasktune.yaml").open("a", encoding="utf-8") as handle:
+        handle.write("homepage: https://shop.example/data\n")
     ok(run(team, "task", "draft", "--describe", "售后客服收到的留言，判断顾客提到了哪些问题。", "--langs", "zh",
            "--format", "labels", "--domain", "after_sales", "--seeds", "16"))  # fmt: skip
     task_id = draft_id(team)
@@ -182,6 +184,7 @@ def test_a_chinese_only_task_all_the_way_through(tmp_path: Path, llm: FakeOpenAI
     header = yaml.safe_load(readme.split("---")[1])
     assert header["language"] == ["zh"] and header["multilinguality"] == "monolingual"
     assert "English" not in readme.split("## Load it")[0] and "**Chinese** only" in readme
+    assert "Project: <https://shop.example/data>" in readme
     released = ok(run(team, "release", "--version", "v0.1.0"))
     assert "released shop v0.1.0" in released.output and (team / "registry" / "shop.git").is_dir()
 

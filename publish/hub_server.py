@@ -8,6 +8,7 @@ It never writes; publishing stays with `anytasktune release`.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Callable
@@ -30,6 +31,7 @@ class RepoStore(Protocol):
     def refs(self, repo_id: str) -> dict[str, dict[str, str]]: ...  # {"branches": {name: commit}, "tags": {...}}
     def files(self, repo_id: str, commit: str) -> list[TreeEntry]: ...
     def read(self, repo_id: str, commit: str, path: str) -> bytes: ...
+    def commits(self, repo_id: str, commit: str) -> list[dict[str, str]]: ...  # newest first: id, author, date, …
 
 
 @dataclass
@@ -62,6 +64,9 @@ class RegistryStore:
 
     def read(self, repo_id: str, commit: str, path: str) -> bytes:
         return self.registry.read(self._name(repo_id) or "", commit, path)
+
+    def commits(self, repo_id: str, commit: str) -> list[dict[str, str]]:
+        return self.registry.log(self._name(repo_id) or "", commit)
 
 
 class HubReadHandler(BaseHTTPRequestHandler):
@@ -135,6 +140,8 @@ class HubReadHandler(BaseHTTPRequestHandler):
             self.repo_info(repo, unquote(rest.removeprefix("/revision/")) if rest.startswith("/revision/") else "main")
         elif rest == "/refs":
             self.list_refs(repo)
+        elif rest.startswith("/commits/"):
+            self.list_commits(repo, unquote(rest.removeprefix("/commits/")))
         elif rest.startswith("/tree/"):
             revision, _, folder = rest.removeprefix("/tree/").partition("/")
             self.tree(
@@ -185,6 +192,22 @@ class HubReadHandler(BaseHTTPRequestHandler):
             {"branches": listing("branches", "refs/heads/"), "tags": listing("tags", "refs/tags/"), "converts": []}
         )
 
+    def list_commits(self, repo: str, revision: str) -> None:
+        """The history of a revision, newest first, in the Hub's shape (one page: no `Link` header)."""
+        if commit := self.commit_of(repo, revision):
+            self.send_json(
+                [
+                    {
+                        "id": c["id"],
+                        "title": c["title"],
+                        "message": c["message"],
+                        "authors": [{"user": c["author"]}],
+                        "date": hub_date(c["date"]),
+                    }
+                    for c in self.store.commits(repo, commit)
+                ]
+            )
+
     def tree(self, repo: str, revision: str, folder: str, recursive: bool) -> None:
         commit = self.commit_of(repo, revision)
         if commit is None:
@@ -231,10 +254,47 @@ class HubReadHandler(BaseHTTPRequestHandler):
             self.send_error_json(404, f"{path} not found at {revision}", "EntryNotFound")
             return
         body = self.store.read(repo, commit, path)
-        self.send_bytes(
-            body,
-            headers={"X-Repo-Commit": commit, "ETag": f'"{entry.blob}"', "Content-Type": "application/octet-stream"},
-        )
+        headers = {
+            "X-Repo-Commit": commit,
+            "ETag": f'"{entry.blob}"',
+            "Content-Type": "application/octet-stream",
+            "Accept-Ranges": "bytes",
+        }
+        wanted = self.headers.get("Range")
+        if wanted is None:
+            self.send_bytes(body, headers=headers)
+            return
+        span = byte_range(wanted, len(body))
+        if span is None:  # unsatisfiable or malformed: the Hub's (and RFC 9110's) 416 with the full length
+            self.send_bytes(b"", 416, {**headers, "Content-Range": f"bytes */{len(body)}"})
+            return
+        first, last = span
+        self.send_bytes(body[first : last + 1], 206, {**headers, "Content-Range": f"bytes {first}-{last}/{len(body)}"})
+
+
+def hub_date(iso: str) -> str:
+    """An ISO 8601 time as the Hub writes it (UTC, milliseconds, `Z`), which huggingface_hub parses strictly."""
+    moment = dt.datetime.fromisoformat(iso).astimezone(dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The (first, last) bytes a single `Range: bytes=…` asks for, clipped to the file; None when it cannot be met.
+    `bytes=a-b`, `bytes=a-` (to the end) and `bytes=-n` (the last n); several ranges are not served."""
+    match = _RANGE.match(header.strip())
+    if match is None or match.groups() == ("", ""):
+        return None
+    start, end = match.groups()
+    if start == "":
+        length = int(end)
+        return (max(0, size - length), size - 1) if length > 0 and size > 0 else None
+    first, last = int(start), int(end) if end else size - 1
+    if first >= size or last < first:
+        return None
+    return first, min(last, size - 1)
 
 
 def file_json(entry: TreeEntry) -> dict[str, Any]:

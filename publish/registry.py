@@ -79,6 +79,14 @@ class LocalRegistry:
                 entries.append(TreeEntry(path, int(size), blob))
         return entries
 
+    def log(self, name: str, commit: str) -> list[dict[str, str]]:
+        """The commits reachable from `commit`, newest first: id, author, ISO date, title and message."""
+        out = self._git(name, "log", "--format=%H%x1f%an%x1f%aI%x1f%s%x1f%b%x1e", commit)
+        fields = ("id", "author", "date", "title", "message")
+        return [
+            dict(zip(fields, item.strip("\n").split("\x1f"), strict=True)) for item in out.split("\x1e") if item.strip()
+        ]
+
     def read(self, name: str, commit: str, path: str) -> bytes:
         return self._run(name, "cat-file", "blob", f"{commit}:{path}", text=False).stdout
 

@@ -83,6 +83,15 @@ class MemoryStore:
     def read(self, repo_id: str, commit: str, path: str) -> bytes:
         return self.repos[repo_id].commits[commit].files[path]
 
+    def commits(self, repo_id: str, commit: str) -> list[dict[str, str]]:
+        history, at = [], commit
+        while at is not None:
+            entry = self.repos[repo_id].commits[at]
+            history.append({"id": at, "author": "test", "date": "2025-01-01T00:00:00+00:00",
+                            "title": entry.message, "message": ""})  # fmt: skip
+            at = entry.parent
+        return history
+
     # -- what the tests ask --------------------------------------------------------------------------------------
     def paths_requested(self, method: str | None = None) -> list[str]:
         return [r.path for r in self.requests if method is None or r.method == method]

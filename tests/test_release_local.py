@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -197,12 +199,13 @@ def test_cli_release_and_pull_on_the_defaults(
     monkeypatch.setenv("ANYTASKTUNE_DATA_DIR", str(settings.data_dir))
     monkeypatch.delenv("ANYTASKTUNE_REGISTRY", raising=False)
     monkeypatch.delenv("ANYTASKTUNE_HUB_REPO", raising=False)
-    monkeypatch.chdir(tmp_path)  # the default registry, datasets/registry, is relative to the working directory
+    monkeypatch.chdir(tmp_path)  # the default registry is the data folder's, wherever the command runs
     runner = CliRunner()
     done = runner.invoke(app, ["release", "--version", "v1.0.0"])
     assert done.exit_code == 0, done.output
     assert "released anytasktune v1.0.0" in done.output
-    assert LocalRegistry(tmp_path / "datasets" / "registry").tags("anytasktune") == ["v1.0.0"]
+    assert LocalRegistry(settings.data_dir / "registry").tags("anytasktune") == ["v1.0.0"]
+    assert not (tmp_path / "datasets").exists()
     again = runner.invoke(app, ["release", "--version", "v1.0.0"])
     assert again.exit_code == 1 and "already released" in again.output
     pulled = runner.invoke(app, ["pull", "--version", "v1.0.0"])
@@ -215,3 +218,49 @@ def test_cli_release_and_pull_on_the_defaults(
     )
     missing = runner.invoke(app, ["pull", "--version", "v9.9.9"])
     assert missing.exit_code == 1 and "no release v9.9.9" in missing.output
+
+
+CLIENT_SCRIPT = """
+import json, sys
+from huggingface_hub import HfApi, HfFileSystem
+repo, path = sys.argv[1], sys.argv[2]
+api = HfApi()
+history = {rev: [(c.commit_id, c.title, c.authors) for c in api.list_repo_commits(repo, repo_type="dataset", revision=rev)]
+           for rev in ("main", "v0.1.0")}
+fs = HfFileSystem()
+with fs.open(f"datasets/{repo}@v0.2.0/{path}", "rb", block_size=16) as handle:  # reads by Range requests
+    handle.seek(10)
+    middle = handle.read(10)
+print(json.dumps({"history": history, "middle": middle.decode("latin-1")}))
+"""
+
+
+def test_the_shared_endpoint_lists_commits_and_serves_byte_ranges_as_the_hub_does(
+    shared: str, registry_releases: dict
+) -> None:
+    first, second = registry_releases["results"]
+    env = hub_env(registry_releases["tmp"] / "client", shared)
+    done = subprocess.run([sys.executable, "-c", CLIENT_SCRIPT, "acme/anytasktune", "README.md"], env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [c[0] for c in answer["history"]["main"]] == [second.commit, first.commit]
+    assert answer["history"]["main"][0][1] == "Release anytasktune v0.2.0"
+    assert [c[0] for c in answer["history"]["v0.1.0"]] == [first.commit]
+    url = f"{shared}/datasets/acme/anytasktune/resolve/v0.2.0/README.md"
+    whole = urllib.request.urlopen(url).read()
+    assert answer["middle"].encode("latin-1") == whole[10:20]
+    size = len(whole)
+    for wanted, expected, span in (
+        ("bytes=10-19", whole[10:20], f"10-19/{size}"),
+        ("bytes=-5", whole[-5:], f"{size - 5}-{size - 1}/{size}"),
+        ("bytes=100-", whole[100:], f"100-{size - 1}/{size}"),
+        (f"bytes=10-{10 * size}", whole[10:], f"10-{size - 1}/{size}"),
+    ):
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Range": wanted})) as response:
+            assert (response.status, response.read()) == (206, expected), wanted
+            assert response.headers["Content-Range"] == f"bytes {span}"
+    for unmet in (f"bytes={size}-", "bytes=5-2", "bytes=-0", "lines=1-2"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(url, headers={"Range": unmet}))
+        assert refused.value.code == 416 and refused.value.headers["Content-Range"] == f"bytes */{size}", unmet

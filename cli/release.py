@@ -149,6 +149,7 @@ def register(app: typer.Typer) -> None:
         import shutil
 
         from cards import CardContext, write_card_files
+        from cards.preview import write_preview
 
         settings = Settings.from_env()
         project = project_or_exit()
@@ -171,4 +172,6 @@ def register(app: typer.Typer) -> None:
             homepage=project.homepage,
         )
         write_card_files(folder, load_catalog(settings.tasks_dir), context)
-        typer.echo(f"card: {display_path(folder / 'README.md')}  plots: {display_path(folder / 'plots')}")
+        page = write_preview(folder, project.title)
+        shown = (display_path(folder / "README.md"), display_path(page), display_path(folder / "plots"))
+        typer.echo("card: {}  page: {}  plots: {}".format(*shown))

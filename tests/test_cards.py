@@ -313,8 +313,28 @@ def test_the_card_has_per_column_statistics_and_label_shares_from_the_data(
     lang = [c.strip() for c in columns["`lang`"].split("|")[2:-1]]
     assert lang == ["0", "0", "2", "2", "2", "2"]  # nulls, empty, distinct, min/median/max length
     output = [c.strip() for c in columns["`output`"].split("|")[2:-1]]
-    assert output[2] == f"{records['output'].n_unique():,}" and output[5] == f"{records['output'].str.len_chars().max():,}"
+    assert (
+        output[2] == f"{records['output'].n_unique():,}" and output[5] == f"{records['output'].str.len_chars().max():,}"
+    )
     shares = columns["`fin_intent`"]
     total = records.filter(pl.col("task") == "fin_intent").height  # one label per record
     assert f"| {total:,} |" in shares and "(+7 more)" in shares  # 15 labels, the eight most frequent shown
     assert "`psy_support_reply`" not in columns  # free text: no labels
+
+
+def test_the_card_page_shows_a_hostile_record_as_text(tmp_path: Path, release: Path, catalog: Catalog) -> None:
+    from cards.preview import render_preview
+
+    folder = tmp_path / "release"
+    shutil.copytree(release, folder)
+    path = folder / "data" / "fin_intent" / "train-00000-of-00001.parquet"
+    frame = pl.read_parquet(path)
+    hostile = '<script>alert(1)</script><img src=x onerror="alert(2)"> **my card** was [charged](javascript:x) twice'
+    first = (
+        frame.filter(pl.col("lang") == "en").sort("id").head(1).with_columns(id=pl.lit("0" * 16), input=pl.lit(hostile))
+    )
+    pl.concat([first, frame]).write_parquet(path)  # the smallest id: the task's English example
+    page = render_preview(render_card(folder, catalog, CONTEXT), "AnyTaskTune")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=" in page
+    assert "<script" not in page and "<img src=x" not in page and 'href="javascript' not in page
+    assert "<details>" in page and "<table>" in page and page.count("<h3>") == len(catalog.domains)

@@ -171,8 +171,8 @@ def task_table(catalog: Catalog, records: pl.DataFrame) -> str:
     for domain in catalog.domains:
         rows = []
         for spec in sorted(catalog.by_domain(domain), key=code_order):
-            cells = [
-                " / ".join(
+            cells = [  # no-break spaces: a count pair never wraps inside its cell
+                "\u00a0/\u00a0".join(
                     str(counts.get((spec.id, lang, s), 0)) if lang in spec.languages else "–" for lang in languages
                 )
                 for s in SPLITS

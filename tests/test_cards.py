@@ -87,7 +87,7 @@ def test_the_task_table_is_compact_per_domain_in_code_order_with_counts_per_spli
         assert f"| {spec.code} |" in row and spec.name.zh in row and spec.name.en in row
         counts = [
             f"{records.filter((pl.col('task') == spec.id) & (pl.col('split') == s) & (pl.col('lang') == 'en')).height}"
-            f" / {records.filter((pl.col('task') == spec.id) & (pl.col('split') == s) & (pl.col('lang') == 'zh')).height}"
+            f"\u00a0/\u00a0{records.filter((pl.col('task') == spec.id) & (pl.col('split') == s) & (pl.col('lang') == 'zh')).height}"
             for s in SPLITS
         ]
         assert row.rstrip().endswith(" | ".join(counts) + " |"), row

@@ -2,7 +2,7 @@
 # fetches one. Local registry by default (ANYTASKTUNE_REGISTRY, default <data folder>/registry); the Hub with REPO=org/name
 # (or ANYTASKTUNE_HUB_REPO) and HF_TOKEN; HF_ENDPOINT picks another Hub-compatible server.
 
-.PHONY: release pull card serve-registry
+.PHONY: release pull card serve-registry card-screenshot
 
 REPO ?=
 DEST ?=
@@ -26,3 +26,11 @@ card: $(VENV)/.installed-base
 
 serve-registry: $(VENV)/.installed-base
 	$(CLI) serve --host $(HOST) --port $(PORT)
+
+# The card as a reader sees it, at 1280 px and on a phone (needs chromium): the screenshots in docs/.
+CARD_PAGE = datasets/build/.card-anytasktune/card.html
+card-screenshot: card
+	chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,1300 \
+	  --screenshot=$(CURDIR)/docs/card-1280.png file://$(CURDIR)/$(CARD_PAGE)
+	chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --window-size=390,1300 \
+	  --screenshot=$(CURDIR)/docs/card-390.png file://$(CURDIR)/$(CARD_PAGE)

@@ -50,6 +50,7 @@ FORMAT_NAMES = {
 FUNNEL_NAMES = {
     "in": "records read (seeds and synth store)",
     "unreadable": "dropped: unreadable line (not JSON, missing fields, not valid text)",
+    "review_rejected": "dropped: rejected by a reviewer",
     "too_long": "dropped: input or output longer than the task's limit",
     "language": "dropped: wrong language",
     "invalid": "dropped: breaks the task contract (instruction, output schema)",

@@ -25,6 +25,7 @@ from cli.tables import print_table
 from pipeline.build import BuildConfig, build
 from validation.records import validate_files
 from validation.report import Report
+from validation.reviews import read_reviews
 
 app = typer.Typer(
     name="anytasktune",
@@ -117,6 +118,10 @@ def validate(
     record_targets = [p for p in targets if p.exists() and p not in yaml_files]
     if catalog is not None:
         report.extend(validate_files(record_targets, catalog, settings.seeds_dir))
+        if not paths:  # the review decisions are data too
+            reviews = read_reviews(settings.reviews_dir, catalog)
+            report.files += reviews.files
+            report.failures.extend(reviews.problems)
     elif record_targets:
         typer.echo("records not checked: the catalog they are checked against is invalid", err=True)
     typer.echo(report.to_json() if as_json else report.render())
@@ -170,6 +175,12 @@ def build_command(
     )
     typer.echo(f"release: {display_path(result.release)}  quarantine: {display_path(result.quarantine)}")
     typer.echo("seconds: " + ", ".join(f"{step} {s:.1f}" for step, s in result.seconds.items()), err=True)
+    if unmatched := result.report.get("reviews", {}).get("unmatched"):
+        typer.echo(
+            f"{len(unmatched)} review decision(s) concern records this build did not read (kept in reviews/): "
+            + ", ".join(f"{u['record']} ({u['file']}:{u['line']})" for u in unmatched[:5]),
+            err=True,
+        )
     if result.report.get("overridden_claims"):
         typer.echo(
             f"{result.report['overridden_claims']} claims of `source: seed` or a seed role outside the seeds folder "

@@ -55,9 +55,11 @@ from validation.near_dup import (
 from validation.outputs import OutputError, output_texts
 from validation.pii import pii_problems
 from validation.records import FRAME_SCHEMA, check_frame, is_trusted, iter_record_chunks, record_files
+from validation.reviews import DECISION_SCHEMA, VERDICTS, Reviews, read_reviews
 
 # The per-record steps, in the order they run: a record failing several is quarantined under the first.
-RECORD_STEPS: tuple[str, ...] = ("too_long", "language", "invalid", "pii")
+# A reviewer's rejection comes first: it is the reason a person gave, whatever else the record also fails.
+RECORD_STEPS: tuple[str, ...] = ("review_rejected", "too_long", "language", "invalid", "pii")
 # Why a record was dropped, in build order.
 REASONS: tuple[str, ...] = ("unreadable", *RECORD_STEPS, "exact_duplicate", "near_duplicate", "gold_leak")
 # Stores larger than this are read a file per worker process (the variable lets tests force workers on small data).
@@ -114,7 +116,9 @@ def build(
         work = run.root / "work"
         try:
             clock = _Clock()
-            index, sig, pending, unreadable, overridden = load_inputs(catalog, settings, work)
+            reviews = read_reviews(settings.reviews_dir, catalog)
+            index, sig, pending, unreadable, overridden = load_inputs(catalog, settings, work, reviews.decisions)
+            review_summary = _review_summary(reviews, index)
             clock.lap("read and check")
             index, late = _ask_lingua(index, pending, catalog)
             clock.lap("lingua")
@@ -141,6 +145,7 @@ def build(
             report = build_report(catalog, records_in, dropped, kept, config)
             report["steps"] = steps
             report["overridden_claims"] = len(overridden)
+            report["reviews"] = review_summary
             every = pl.concat([decisions, late])  # the late language drops are in the index's counts already
             # Where each kept record goes is all the write step needs of the index: the rest is let go first (at
             # ten million records the ids and split groups alone are ~0.5 GB). The split group travels only with
@@ -190,7 +195,7 @@ def input_files(settings: Settings) -> list[Path]:
 
 
 def load_inputs(
-    catalog: Catalog, settings: Settings, work: Path
+    catalog: Catalog, settings: Settings, work: Path, decisions: pl.DataFrame | None = None
 ) -> tuple[pl.DataFrame, SpilledSignatures, pl.DataFrame | None, pl.DataFrame, list]:
     """Read and check every seed and synth record, spilling the checked records to `work/<task>/*.parquet`.
 
@@ -200,7 +205,8 @@ def load_inputs(
     parsing JSON is Python work.
     """
     paths = input_files(settings)
-    jobs = [(path, catalog, is_trusted(path, settings.seeds_dir), work, n) for n, path in enumerate(paths)]
+    decisions = decisions if decisions is not None else pl.DataFrame(schema=DECISION_SCHEMA)
+    jobs = [(path, catalog, is_trusted(path, settings.seeds_dir), work, n, decisions) for n, path in enumerate(paths)]
     large = sum(p.stat().st_size for p in paths) > PARALLEL_READ_BYTES
     workers = min(len(paths), os.cpu_count() or 1) if large else 1
     if workers > 1:
@@ -254,8 +260,11 @@ class SpilledSignatures(Signatures):
         return (high.astype(np.uint16) << 8) | self.low[:, columns]
 
 
-def _check_file(path: Path, catalog: Catalog, trusted: bool, work: Path, number: int) -> _Checked:
-    """One record file, a chunk at a time: normalized, checked, spilled per task; its index and signatures kept."""
+def _check_file(
+    path: Path, catalog: Catalog, trusted: bool, work: Path, number: int, decisions: pl.DataFrame
+) -> _Checked:
+    """One record file, a chunk at a time: reviews applied, normalized, checked, spilled per task; its index and
+    signatures kept."""
     indexes, signatures, keys, pending, unreadable, overridden = [], [], [], [], [], []
     task = path.stem if path.stem in catalog else None
     chunks = iter_record_chunks(path, catalog, trusted=trusted, lines_per_chunk=CHUNK_LINES)
@@ -270,7 +279,8 @@ def _check_file(path: Path, catalog: Catalog, trusted: bool, work: Path, number:
         frame = chunk.frame.filter(~pl.col("line").is_in(list(bad_lines))) if bad_lines else chunk.frame
         if frame.is_empty():
             continue
-        frame = check_records(_normalized(frame, catalog), catalog, lingua=False)
+        # A fixed output replaces the record's before any check: the fix passes the same contract as everything.
+        frame = check_records(_normalized(apply_reviews(frame, decisions), catalog), catalog, lingua=False)
         columns = [f"_{step}" for step in RECORD_STEPS]
         failed = (pl.when(pl.col(f"_{s}").is_not_null()).then(pl.lit(s)) for s in RECORD_STEPS)
         frame = frame.with_columns(pl.coalesce(failed).alias("_reason"), pl.coalesce(columns).alias("_detail"))
@@ -339,6 +349,43 @@ def _die_with_parent() -> None:
         return
     if os.getppid() == 1:  # the parent died before the request took effect
         os._exit(1)
+
+
+def apply_reviews(frame: pl.DataFrame, decisions: pl.DataFrame) -> pl.DataFrame:
+    """The decisions in force on these records: a fix replaces the output, every decision goes into the record's
+    provenance (`review`), and `_review_rejected` holds the detail of a rejection (null elsewhere)."""
+    if decisions.is_empty():
+        return frame.with_columns(pl.lit(None, pl.String).alias("_review_rejected"))
+    on = decisions.select(
+        pl.col("record").alias("id"), "verdict", pl.col("output").alias("_fixed"), "review", pl.col("detail")
+    )
+    joined = frame.join(on, on="id", how="left", maintain_order="left")
+    reviewed = pl.col("review").is_not_null()
+    provenance = (
+        pl.when(reviewed & (pl.col("provenance") == "{}"))
+        .then(pl.concat_str([pl.lit('{"review":'), pl.col("review"), pl.lit("}")]))
+        .when(reviewed)
+        .then(pl.concat_str([pl.col("provenance").str.strip_suffix("}"), pl.lit(',"review":'), "review", pl.lit("}")]))
+        .otherwise("provenance")
+    )
+    return joined.with_columns(
+        pl.when(pl.col("verdict") == "fix").then("_fixed").otherwise("output").alias("output"),
+        provenance.alias("provenance"),
+        pl.when(pl.col("verdict") == "reject").then("detail").alias("_review_rejected"),
+    ).drop("verdict", "_fixed", "review", "detail")
+
+
+def _review_summary(reviews: Reviews, index: pl.DataFrame) -> dict[str, Any]:
+    """What the decisions did, and those on records the build did not read (reported, never lost)."""
+    decisions = reviews.decisions
+    matched = decisions.filter(pl.col("record").is_in(index["id"].implode()))
+    unmatched = decisions.join(matched.select("record"), on="record", how="anti")
+    return {
+        "decisions": decisions.height,
+        "applied": {v: matched.filter(pl.col("verdict") == v).height for v in VERDICTS},
+        "unmatched": unmatched.select("record", "verdict", "file", "line").to_dicts(),
+        "invalid_lines": len(reviews.problems),
+    }
 
 
 def _normalized(frame: pl.DataFrame, catalog: Catalog) -> pl.DataFrame:

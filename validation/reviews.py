@@ -1,0 +1,123 @@
+"""Review decisions: a person's verdict on a record, appended to `reviews/*.jsonl` and applied by the build.
+
+One JSON object a line: `record` (the record id), `task`, `lang`, `reviewer`, `time` (ISO 8601), `verdict`
+(`accept`, `reject` with a `reason`, or `fix` with the corrected `output`), and an optional `note`. Decisions are
+data like the seeds: in git, checked here (a fixed output against its task's schema in its language), never
+rewritten; a later decision on the same record supersedes an earlier one (by time, then by file and line).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from catalog import Catalog
+from catalog.errors import Problem, display_path
+from validation.outputs import check_output
+
+VERDICTS: tuple[str, ...] = ("accept", "reject", "fix")
+REQUIRED = ("record", "task", "lang", "reviewer", "time", "verdict")
+OPTIONAL = ("reason", "output", "note")
+DECISION_SCHEMA = {
+    "record": pl.String,
+    "verdict": pl.String,
+    "output": pl.String,
+    "review": pl.String,  # the decision as compact JSON: what the record's provenance carries
+    "detail": pl.String,  # one line for the quarantine: who rejected it, when and why
+    "file": pl.String,
+    "line": pl.Int64,
+}
+
+
+@dataclass
+class Reviews:
+    decisions: pl.DataFrame  # the decision in force per record (DECISION_SCHEMA)
+    problems: list[Problem] = field(default_factory=list)
+    files: int = 0
+    lines: int = 0
+
+
+def read_reviews(folder: Path, catalog: Catalog) -> Reviews:
+    """Every valid decision under `folder`, the latest per record, and a problem for each line that is not one."""
+    found: list[dict[str, Any]] = []
+    reviews = Reviews(pl.DataFrame(schema=DECISION_SCHEMA))
+    for path in sorted(folder.rglob("*.jsonl")) if folder.is_dir() else []:
+        reviews.files += 1
+        name = display_path(path)
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            reviews.lines += 1
+            decision, problems = _decision(line, catalog, name, number)
+            reviews.problems.extend(problems)
+            if decision is not None:
+                found.append(decision)
+    if found:
+        ordered = sorted(found, key=lambda d: (d["_when"], d["file"], d["line"]))
+        latest = {d["record"]: d for d in ordered}  # the last one in time order wins
+        rows = [{k: d.get(k) for k in DECISION_SCHEMA} for d in latest.values()]
+        reviews.decisions = pl.DataFrame(rows, schema=DECISION_SCHEMA)
+    return reviews
+
+
+def _decision(line: str, catalog: Catalog, name: str, number: int) -> tuple[dict[str, Any] | None, list[Problem]]:
+    def problem(field_name: str | None, reason: str, record: str | None = None) -> Problem:
+        return Problem(name, number, field_name, reason, record)
+
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError as err:
+        return None, [problem(None, f"not valid JSON: {err.msg} at column {err.colno}")]
+    if not isinstance(raw, dict):
+        return None, [problem(None, "a decision must be a JSON object")]
+    record = raw.get("record") if isinstance(raw.get("record"), str) else None
+    problems = [problem(k, "missing", record) for k in REQUIRED if k not in raw]
+    problems += [problem(k, "unknown field", record) for k in raw if k not in REQUIRED + OPTIONAL]
+    problems += [
+        problem(k, f"must be a string, not {type(v).__name__}", record)
+        for k, v in raw.items()
+        if k in REQUIRED + OPTIONAL and not isinstance(v, str)
+    ]
+    if problems:
+        return None, problems
+    verdict, task, lang = raw["verdict"], raw["task"], raw["lang"]
+    if verdict not in VERDICTS:
+        problems.append(problem("verdict", f"{verdict!r} is not one of {', '.join(VERDICTS)}", record))
+    try:
+        when = dt.datetime.fromisoformat(raw["time"].replace("Z", "+00:00"))
+        when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    except ValueError:
+        problems.append(problem("time", f"{raw['time']!r} is not an ISO 8601 time", record))
+        when = None
+    if task not in catalog:
+        problems.append(problem("task", f"unknown task {task!r}", record))
+    elif lang not in catalog.get(task).languages:
+        problems.append(problem("lang", f"task {task} is not written in {lang!r}", record))
+    elif verdict == "fix":
+        if "output" not in raw:
+            problems.append(problem("output", "a fix needs the corrected output", record))
+        else:
+            problems += [
+                problem(f"output{'.' + e.field if e.field else ''}", e.reason, record)
+                for e in check_output(catalog.get(task), lang, raw["output"])
+            ]
+    if verdict == "reject" and not raw.get("reason", "").strip():
+        problems.append(problem("reason", "a rejection needs a reason", record))
+    if problems or when is None:
+        return None, problems
+    review = {k: raw[k] for k in ("reviewer", "time", "verdict", "reason", "note") if k in raw}
+    return {
+        "record": record,
+        "verdict": verdict,
+        "output": raw.get("output") if verdict == "fix" else None,
+        "review": json.dumps(review, ensure_ascii=False, separators=(",", ":")),
+        "detail": f"rejected by {raw['reviewer']} at {raw['time']}: {raw.get('reason', '')}",
+        "file": name,
+        "line": number,
+        "_when": when,
+    }, []

@@ -11,8 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 LANGS: tuple[str, ...] = ("en", "zh")  # the languages a task may be written in; each task names its own
 Lang = Literal["en", "zh"]
 LANG_NAMES = {"en": "English", "zh": "Chinese"}
-# The seven domains of this project's catalog; a team's catalog names its own (any snake_case word).
-CATALOG_DOMAINS: tuple[str, ...] = ("medical", "finance", "law", "psychology", "consumer", "hr", "roleplay")
 IDENTIFIER = r"^[a-z][a-z0-9_]*$"
 OutputFormat = Literal["text", "items", "fields", "label", "labels", "object"]
 MetricName = Literal[
@@ -85,7 +83,7 @@ class MetricSpec(_Strict):
 class TaskSpec(_Strict):
     id: str = Field(pattern=IDENTIFIER)
     code: str = Field(pattern=r"^[A-Z][A-Z0-9]*$")
-    domain: str = Field(pattern=IDENTIFIER)
+    domain: str = Field(pattern=IDENTIFIER)  # this catalog has seven; a team's names its own
     # The languages the task is written in and its records use: both by default, or only one.
     languages: tuple[Lang, ...] = Field(default=("en", "zh"), min_length=1)
     name: Texts

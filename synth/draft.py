@@ -9,7 +9,6 @@ sent back once with its errors. Nothing here writes into the catalog: drafts wai
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 from dataclasses import dataclass, field
 from functools import partial
@@ -21,7 +20,7 @@ from catalog.loader import check_task_document
 from catalog.records import compact_json, output_string, record_id
 from catalog.spec import IDENTIFIER, LANG_NAMES, MIN_SCENARIOS
 from synth.client import LLMClient, Reply, ResponseFormatUnsupported
-from synth.parsing import read_items, read_message
+from synth.parsing import read_items, read_message, whole_json
 from synth.prompts import SCAFFOLDS, Options, plan_slot, records_request, repair_request
 from validation.pii import find_pii
 from validation.records import check_record
@@ -251,11 +250,11 @@ def _answer_of(reply: Reply) -> tuple[Any | None, list[str]]:
     message = read_message(reply.body)
     if message.refusal:
         return None, [f"the model refused: {message.refusal[:300]}"]
-    try:
-        return json.loads((message.content or "").strip()), []
-    except json.JSONDecodeError as err:
+    value = whole_json((message.content or "").strip())  # fences and prose around it, as the synthesizer reads
+    if value is None:
         cut = " (cut off at max_tokens)" if message.finish_reason == "length" else ""
-        return None, [f"the answer is not valid JSON{cut}: {err.msg} at column {err.colno}"]
+        return None, [f"the answer is not valid JSON{cut}"]
+    return value, []
 
 
 async def _ask(client: LLMClient, make: Any, json_in_prompt: bool) -> tuple[Reply, bool]:

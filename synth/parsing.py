@@ -67,7 +67,7 @@ def read_items(message: Message, key: str) -> Items:
         if message.finish_reason == "length":  # some servers return nothing of an answer cut off at max_tokens
             return Items(problem="truncated", detail="empty answer, cut off at max_tokens")
         return Items(problem="invalid_json", detail="empty answer")
-    value = _whole_json(text)
+    value = whole_json(text)
     if value is not None:
         items = _list_in(value, key)
         if items is None:
@@ -79,7 +79,9 @@ def read_items(message: Message, key: str) -> Items:
     return Items(salvaged, "invalid_json", f"not valid JSON; {len(salvaged)} complete item(s) recovered")
 
 
-def _whole_json(text: str) -> Any | None:
+def whole_json(text: str) -> Any | None:
+    """The JSON value an answer holds, read as a careful reader would: the text itself, inside a code fence, without
+    trailing commas, or after prose; None when none of those parses."""
     candidates = [text, *(m.group(1) for m in _FENCE.finditer(text))]
     for candidate in candidates:
         for attempt in (candidate, _TRAILING_COMMA.sub(r"\1", candidate)):

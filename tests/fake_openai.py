@@ -83,6 +83,7 @@ class FakeConfig:
     api_key: str | None = None  # when set, other bearer tokens get 401
     fixes_when_told: bool = True  # a "fixable" slip is not repeated in a request that lists records' errors
     judge_score: int | None = None  # fixes every judge score (the `score` fields) to this value
+    fence_answers: bool = False  # wrap every JSON answer in a ```json fence, with a line of chatter before it
 
 
 @dataclass
@@ -292,6 +293,8 @@ class FakeOpenAI:
         if schema is None and self.config.ignore_response_format:  # told no format at all: a chatty answer
             content = "Of course! Here are a few examples you could use:\n1. A customer asks about a fee."
         finish, refusal = "stop", None
+        if self.config.fence_answers and content is not None:
+            content = f"Here is the JSON you asked for:\n```json\n{content}\n```"
         if fault == "invalid_json":
             content = "Sure! Here are the records: {records: [oops, " + content[:40]
         elif fault == "length":

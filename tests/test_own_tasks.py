@@ -221,6 +221,24 @@ def test_an_invalid_draft_is_sent_back_once_with_its_errors(tmp_path: Path, monk
     assert len(set(labels)) == len(labels)
 
 
+def test_a_server_without_structured_output_that_fences_its_json_still_drafts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = serve(monkeypatch, FakeConfig(reject_response_format=True, fence_answers=True))
+    try:
+        team = tmp_path / "team"
+        ok(CliRunner().invoke(app, ["init", str(team), "--no-example"]))
+        ok(run(team, "task", "draft", "--describe", DESCRIPTION, "--format", "labels", "--seeds", "3"))
+    finally:
+        server.stop()
+    task_id = draft_id(team)
+    assert len(jsonl(team / "drafts" / task_id / "seeds.jsonl")) == 6
+    meta = json.loads((team / "drafts" / task_id / "draft.json").read_text(encoding="utf-8"))
+    assert [turn["problems"] for turn in meta["turns"]] == [[]]  # the first answer, read through its fence
+    # Each request was asked once with response_format (refused) and once with the schema in the prompt.
+    assert server.stats.received == 2 * (1 + 2)
+
+
 def test_a_description_that_yields_no_valid_task_writes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -236,11 +236,15 @@ def draft_command(
 @task_app.command("drafts")
 def drafts_command() -> None:
     """List the drafts waiting for review."""
-    from synth.drafts import TASK_FILE, list_drafts, read_draft, task_summary
+    from synth.drafts import TASK_FILE, DraftError, list_drafts, read_draft, task_summary
 
     here = settings()
     for task_id in list_drafts(here):
-        draft = read_draft(here, task_id)
+        try:
+            draft = read_draft(here, task_id)
+        except DraftError as err:  # one unreadable draft is named; the others are still listed
+            typer.echo(f"{task_id}: {err}" + "".join(f"\n  {p}" for p in err.problems), err=True)
+            continue
         summary = task_summary(draft.folder / TASK_FILE)
         typer.echo(f"{task_id}: {summary['format']}, {', '.join(summary['languages'])}, {len(draft.seeds)} seeds")
 

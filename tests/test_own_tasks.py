@@ -287,6 +287,14 @@ def test_keep_checks_everything_first_and_writes_nothing_on_a_bad_seed(tmp_path:
     for bad, message in (("0-3", "outside the draft's 8"), ("2-x", "not a line number"), ("", "no seed chosen")):
         refused = run(team, "task", "keep", task_id, "--seeds", bad)
         assert refused.exit_code == 1 and message in refused.output
+    listed = run(team, "task", "drafts")
+    assert listed.exit_code == 0 and f"{task_id}: label, en, zh, 8 seeds" in listed.output
+    (team / "drafts" / "broken").mkdir()
+    (team / "drafts" / "broken" / "task.yaml").write_text("id: broken\n", encoding="utf-8")
+    (team / "drafts" / "broken" / "seeds.jsonl").write_text("{oops\n", encoding="utf-8")
+    listed = run(team, "task", "drafts")
+    assert "broken: " in listed.output and "seeds.jsonl:1: not valid JSON" in listed.output
+    assert f"{task_id}: label, en, zh, 8 seeds" in listed.output
     ok(run(team, "task", "keep", task_id, "--seeds", "1,2,4-8"))
     again = run(team, "task", "keep", task_id, "--seeds", "1")
     assert again.exit_code == 1 and f"no draft of {task_id!r}" in again.output

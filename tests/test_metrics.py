@@ -8,8 +8,8 @@ import pytest
 
 from catalog import Catalog
 from catalog.records import compact_json
-from training.lenient_json import parse_json_lenient
-from training.metrics import (
+from validation.lenient_json import parse_json_lenient
+from validation.metrics import (
     accuracy,
     aspect_score_f1,
     field_f1,
@@ -20,7 +20,7 @@ from training.metrics import (
     sentence_range,
     set_f1,
 )
-from training.text_units import text_units
+from validation.text_units import text_units
 
 
 def test_chinese_is_compared_character_by_character_and_english_word_by_word() -> None:

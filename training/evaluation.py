@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 
 from catalog import Catalog
-from training.metrics import EXTRA_METRICS, score
+from validation.metrics import EXTRA_METRICS, score
 
 Predictor = Callable[[Sequence[tuple[str, str]]], list[str]]
 PREDICTIONS_FILE = "predictions.jsonl"

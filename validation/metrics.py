@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from catalog.spec import MetricSpec, TaskSpec
-from training.lenient_json import parse_json_lenient, strip_fences
-from training.text_units import text_units, unit_key
+from validation.lenient_json import parse_json_lenient, strip_fences
 from validation.outputs import parse_output
+from validation.text_units import text_units, unit_key
 
 MBTI_LETTERS = 4
 

@@ -20,11 +20,11 @@ from cards.hub_yaml import hub_metadata
 from cards.llamafactory import write_dataset_info
 from cards.plots import write_plots
 from cards.provenance import summarize
-from cards.release_data import read_release
 from cards.stats import size_category
 from catalog import Catalog
 from catalog.layout import read_recipe
 from catalog.records import HUMAN_GENERATOR
+from validation.release_data import read_release
 
 BUILD_REPORT_FILE = "build_report.json"
 # Hub tags per domain of this catalog; a team's own domain is tagged by its id.

@@ -17,6 +17,7 @@ from catalog.loader import load_task_file
 from catalog.project import load_project
 from catalog.settings import DATA_DIR_VARIABLE, Settings
 from cli import release as release_commands
+from cli import review as review_commands
 from cli import synth as synth_commands
 from cli import tasks as task_commands
 from cli import train as train_commands
@@ -189,5 +190,5 @@ def build_command(
         )
 
 
-for _layer in (task_commands, synth_commands, release_commands, train_commands):
+for _layer in (task_commands, synth_commands, release_commands, train_commands, review_commands):
     _layer.register(app)

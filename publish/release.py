@@ -17,7 +17,6 @@ import polars as pl
 
 from cards import CardContext, write_card_files
 from cards.changelog import read_history
-from cards.release_data import read_release
 from catalog import Catalog
 from catalog.errors import Problem, display_path
 from catalog.settings import Settings
@@ -25,6 +24,7 @@ from publish.hub import HubTarget, hub_tags, publish_to_hub, pull_from_hub
 from publish.registry import LocalRegistry
 from publish.release_check import check_release
 from publish.versions import check_new_version, parse_version
+from validation.release_data import read_release
 
 DEFAULT_NAMESPACE = "anytasktune"  # the organisation in repo ids of a shared local registry: <namespace>/<name>
 PREVIOUS_FILES = ["data/**", "changelog.json"]

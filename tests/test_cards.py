@@ -20,7 +20,6 @@ from cards import CardContext, render_card, write_card_files
 from cards.changelog import diff
 from cards.llamafactory import dataset_info
 from cards.provenance import summarize
-from cards.release_data import read_release
 from cards.sections import domain_name, quoted
 from catalog import Catalog, load_catalog
 from catalog.layout import SPLITS, config_files, read_recipe
@@ -28,6 +27,7 @@ from catalog.records import compact_json
 from catalog.settings import Settings
 from pipeline.build import build
 from tests.conftest import DATA
+from validation.release_data import read_release
 
 CONTEXT = CardContext("anytasktune", "v1.2.0", "2025-03-01", "acme/anytasktune")
 

@@ -19,11 +19,11 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from cards.release_data import read_release
 from catalog import Catalog
 from cli.main import app
 from tests.fake_hub import FakeHub
 from tests.test_release_local import HELD_BACK, built, expected_ids, hub_env, load_ids
+from validation.release_data import read_release
 
 TOKEN = "hf_TestOnlySecretToken0123456789"
 REPO = "acme/anytasktune"

@@ -17,7 +17,6 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from cards.release_data import read_release
 from catalog import Catalog
 from catalog.settings import Settings
 from cli.main import app
@@ -26,6 +25,7 @@ from publish.hub_server import RegistryStore, make_server
 from publish.registry import LocalRegistry
 from publish.release import Destination, ReleaseError, pull, release
 from tests.conftest import DATA
+from validation.release_data import read_release
 
 HELD_BACK = ("med_triage", 4)  # v0.1.0 is built without the last 4 seed lines of this task; v0.2.0 adds them
 

@@ -14,13 +14,13 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from cards.release_data import read_release
 from catalog import Catalog, load_catalog
 from catalog.records import record_id
 from catalog.settings import DATA_DIR_VARIABLE, Settings
 from cli.main import app
 from pipeline.build import build
 from tests.conftest import DATA, seed_records
+from validation.release_data import read_release
 
 LABEL_TASKS = ("fin_intent", "rp_mbti_identify")  # format `label`: a fix is another label of the set
 

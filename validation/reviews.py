@@ -4,6 +4,10 @@ One JSON object a line: `record` (the record id), `task`, `lang`, `reviewer`, `t
 (`accept`, `reject` with a `reason`, or `fix` with the corrected `output`), and an optional `note`. Decisions are
 data like the seeds: in git, checked here (a fixed output against its task's schema in its language), never
 rewritten; a later decision on the same record supersedes an earlier one (by time, then by file and line).
+
+`annotate` is not a decision but a blind second annotation (ANNOTATION.md): the `output` a reviewer wrote seeing
+only the instruction and the input. The build never applies one; the agreement table scores them against the
+reference. A reviewer's later annotation of the same record replaces their earlier one.
 """
 
 from __future__ import annotations
@@ -20,7 +24,18 @@ from catalog import Catalog
 from catalog.errors import Problem, display_path
 from validation.outputs import check_output
 
-VERDICTS: tuple[str, ...] = ("accept", "reject", "fix")
+VERDICTS: tuple[str, ...] = ("accept", "reject", "fix")  # the decisions the build applies
+ANNOTATE = "annotate"
+ANNOTATION_SCHEMA = {
+    "record": pl.String,
+    "task": pl.String,
+    "lang": pl.String,
+    "reviewer": pl.String,
+    "time": pl.String,
+    "output": pl.String,
+    "file": pl.String,
+    "line": pl.Int64,
+}
 REQUIRED = ("record", "task", "lang", "reviewer", "time", "verdict")
 OPTIONAL = ("reason", "output", "note")
 DECISION_SCHEMA = {
@@ -37,6 +52,7 @@ DECISION_SCHEMA = {
 @dataclass
 class Reviews:
     decisions: pl.DataFrame  # the decision in force per record (DECISION_SCHEMA)
+    annotations: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=ANNOTATION_SCHEMA))
     problems: list[Problem] = field(default_factory=list)
     files: int = 0
     lines: int = 0
@@ -53,19 +69,30 @@ def read_reviews(folder: Path, catalog: Catalog) -> Reviews:
             if not line.strip():
                 continue
             reviews.lines += 1
-            decision, problems = _decision(line, catalog, name, number)
+            decision, problems = parse_decision(line, catalog, name, number)
             reviews.problems.extend(problems)
             if decision is not None:
                 found.append(decision)
-    if found:
-        ordered = sorted(found, key=lambda d: (d["_when"], d["file"], d["line"]))
-        latest = {d["record"]: d for d in ordered}  # the last one in time order wins
+    ordered = sorted(found, key=lambda d: (d["_when"], d["file"], d["line"]))
+    # The last one in time order wins: per record for decisions, per record and reviewer for annotations.
+    latest = {d["record"]: d for d in ordered if d["verdict"] != ANNOTATE}
+    if latest:
         rows = [{k: d.get(k) for k in DECISION_SCHEMA} for d in latest.values()]
         reviews.decisions = pl.DataFrame(rows, schema=DECISION_SCHEMA)
+    annotated = {(d["record"], d["reviewer"]): d for d in ordered if d["verdict"] == ANNOTATE}
+    if annotated:
+        rows = [{k: d.get(k) for k in ANNOTATION_SCHEMA} for d in annotated.values()]
+        reviews.annotations = pl.DataFrame(rows, schema=ANNOTATION_SCHEMA)
     return reviews
 
 
-def _decision(line: str, catalog: Catalog, name: str, number: int) -> tuple[dict[str, Any] | None, list[Problem]]:
+def parse_decision(
+    line: str, catalog: Catalog, name: str, number: int
+) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """One line of a reviews file: the decision (or annotation) it holds, or the problems that make it none.
+
+    The review app runs every line it is about to append through here, so it never writes one the build refuses.
+    """
     def problem(field_name: str | None, reason: str, record: str | None = None) -> Problem:
         return Problem(name, number, field_name, reason, record)
 
@@ -86,8 +113,8 @@ def _decision(line: str, catalog: Catalog, name: str, number: int) -> tuple[dict
     if problems:
         return None, problems
     verdict, task, lang = raw["verdict"], raw["task"], raw["lang"]
-    if verdict not in VERDICTS:
-        problems.append(problem("verdict", f"{verdict!r} is not one of {', '.join(VERDICTS)}", record))
+    if verdict not in (*VERDICTS, ANNOTATE):
+        problems.append(problem("verdict", f"{verdict!r} is not one of {', '.join((*VERDICTS, ANNOTATE))}", record))
     try:
         when = dt.datetime.fromisoformat(raw["time"].replace("Z", "+00:00"))
         when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
@@ -98,9 +125,10 @@ def _decision(line: str, catalog: Catalog, name: str, number: int) -> tuple[dict
         problems.append(problem("task", f"unknown task {task!r}", record))
     elif lang not in catalog.get(task).languages:
         problems.append(problem("lang", f"task {task} is not written in {lang!r}", record))
-    elif verdict == "fix":
+    elif verdict in ("fix", ANNOTATE):
         if "output" not in raw:
-            problems.append(problem("output", "a fix needs the corrected output", record))
+            needs = "a fix needs the corrected output" if verdict == "fix" else "an annotation needs its output"
+            problems.append(problem("output", needs, record))
         else:
             problems += [
                 problem(f"output{'.' + e.field if e.field else ''}", e.reason, record)
@@ -114,7 +142,11 @@ def _decision(line: str, catalog: Catalog, name: str, number: int) -> tuple[dict
     return {
         "record": record,
         "verdict": verdict,
-        "output": raw.get("output") if verdict == "fix" else None,
+        "task": task,
+        "lang": lang,
+        "reviewer": raw["reviewer"],
+        "time": raw["time"],
+        "output": raw.get("output") if verdict in ("fix", ANNOTATE) else None,
         "review": json.dumps(review, ensure_ascii=False, separators=(",", ":")),
         "detail": f"rejected by {raw['reviewer']} at {raw['time']}: {raw.get('reason', '')}",
         "file": name,

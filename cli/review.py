@@ -38,6 +38,10 @@ def register(app: typer.Typer) -> None:
                 show_default=False,
             ),
         ] = None,
+        blind_only: Annotated[
+            bool,
+            typer.Option("--blind-only", help="Serve only blind annotation: no page that shows a reference."),
+        ] = False,
     ) -> None:
         """Read, accept, reject, fix and blind-annotate records in the browser; decisions go to reviews/."""
         try:
@@ -58,6 +62,7 @@ def register(app: typer.Typer) -> None:
                 host=host,
                 port=port,
                 token=token,
+                blind_only=blind_only,
             )
         except (ExposureError, ReviewerError, NoBuildError, OSError) as err:
             raise fail(str(err)) from None

@@ -44,6 +44,7 @@ class ReviewApp:
     log: DecisionLog
     csrf: str
     templates: Environment
+    blind_only: bool = False
 
     @property
     def reviewer(self) -> str:
@@ -51,16 +52,25 @@ class ReviewApp:
 
     def render(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         page = self.templates.get_template(template).render(
-            request=request, reviewer=self.reviewer, csrf=self.csrf, csrf_field=CSRF_FIELD, **context
+            request=request,
+            reviewer=self.reviewer,
+            csrf=self.csrf,
+            csrf_field=CSRF_FIELD,
+            blind_only=self.blind_only,
+            **context,
         )
         return HTMLResponse(page, status_code=status)
 
 
-def create_app(store: ReviewStore, log: DecisionLog, *, token: str | None = None) -> Starlette:
+def create_app(
+    store: ReviewStore, log: DecisionLog, *, token: str | None = None, blind_only: bool = False
+) -> Starlette:
+    """The app; `blind_only` serves an annotator nothing but blind annotation (no record, list or report page,
+    where references are shown), so a second annotation stays blind by construction, not by discipline."""
     templates = Environment(
         loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True), trim_blocks=True
     )
-    review = ReviewApp(store, log, secrets.token_urlsafe(32), templates)
+    review = ReviewApp(store, log, secrets.token_urlsafe(32), templates, blind_only)
 
     async def browse(request: Request) -> Response:
         filters, query = _selection(request)
@@ -157,6 +167,7 @@ def create_app(store: ReviewStore, log: DecisionLog, *, token: str | None = None
         )
 
     async def report(request: Request) -> Response:
+        store.reload_reviews()  # every reviewer's files as they are now, with any problem they have
         references = store.records.filter(pl.col("status") == PUBLISHED)
         scored = scored_annotations(store.reviews.annotations, references, store.catalog)
         return review.render(
@@ -169,14 +180,20 @@ def create_app(store: ReviewStore, log: DecisionLog, *, token: str | None = None
             name=store.name,
         )
 
+    async def to_blind(request: Request) -> Response:
+        return RedirectResponse("/blind", status_code=303)
+
+    open_pages = {"browse": browse, "record": record, "decide": decide, "report": report}
+    if blind_only:
+        open_pages = dict.fromkeys(open_pages, to_blind)
     routes = [
-        Route("/", browse),
-        Route("/record/{record_id:path}", record),
-        Route("/decide/{record_id:path}", decide, methods=["POST"]),
+        Route("/", open_pages["browse"]),
+        Route("/record/{record_id:path}", open_pages["record"]),
+        Route("/decide/{record_id:path}", open_pages["decide"], methods=["POST"]),
+        Route("/report", open_pages["report"]),
         Route("/blind", blind_next),
         Route("/blind/{record_id:path}", blind, methods=["GET", "POST"]),
         Route("/blind-result/{record_id:path}", blind_result),
-        Route("/report", report),
         # Only the files of the app's own static folder; Starlette refuses paths that leave it.
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
@@ -219,7 +236,7 @@ def _record_page(
         record=found,
         spec=spec,
         output=_readable_output(spec, found["output"]),
-        editable=typed.get("output") if typed else _editable(spec, found["output"]),
+        editable=typed["output"] if typed and "output" in typed else _editable(spec, found["output"]),
         typed=typed or {},
         problems=problems or [],
         decision=store.verdict_of(found["id"]),
@@ -253,7 +270,7 @@ def _blind_page(
         record={k: found[k] for k in ("id", "task", "lang", "instruction", "input")},
         spec=spec,
         labels=labels,
-        skeleton=typed.get("output") if typed else blank_output(spec),
+        skeleton=typed["output"] if typed and "output" in typed else blank_output(spec),
         problems=problems or [],
         state=_state(filters, query),
     )

@@ -23,15 +23,15 @@ def review_server(
     host: str = "127.0.0.1",
     port: int = 8809,
     token: str | None = None,
+    blind_only: bool = False,
 ) -> tuple[uvicorn.Server, socket.socket, str]:
     """A server ready to run (`server.run(sockets=[sock])`), its bound socket, and the link to open.
 
     The socket is bound here, so port 0 picks a free port and the link names the real one.
     """
     check_exposure(host, token)
-    app = create_app(
-        ReviewStore(catalog, settings, name), DecisionLog(settings.reviews_dir, reviewer, catalog), token=token
-    )
+    log = DecisionLog(settings.reviews_dir, reviewer, catalog)
+    app = create_app(ReviewStore(catalog, settings, name), log, token=token, blind_only=blind_only)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

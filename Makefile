@@ -16,10 +16,15 @@ $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
-# The tests exercise training too, so the dev install includes the train extra (torch pinned, CPU build here).
+# The tests exercise training and the review app too, so the dev install includes the train extra (torch pinned,
+# CPU build here) and the review extra.
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev,train]'
-	touch $@ $(VENV)/.installed-base $(VENV)/.installed-train
+	$(BIN)/python -m pip install -q -e '.[dev,train,review]'
+	touch $@ $(VENV)/.installed-base $(VENV)/.installed-train $(VENV)/.installed-review
+
+# The review app's browser tests need Debian's chromium and chromium-driver (system packages, through apt).
+$(VENV)/.installed-browser: | $(BIN)/python
+	@make/install-browser.sh $@
 
 $(VENV)/.installed-train: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[train]'
@@ -38,7 +43,7 @@ validate: $(VENV)/.installed-base
 seeds-stats: $(VENV)/.installed-base
 	$(CLI) seeds stats
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev $(VENV)/.installed-browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

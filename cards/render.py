@@ -99,6 +99,7 @@ def render_card(
             sections.loading(catalog, context),
             sections.task_table(catalog, records),
             sections.statistics(catalog, records),
+            sections.human_agreement(catalog, report),
             sections.task_details(catalog, records),
             sections.record_schema(),
             sections.provenance(provenance, report),

@@ -220,6 +220,32 @@ def statistics(catalog: Catalog, records: pl.DataFrame) -> str:
     )
 
 
+def human_agreement(catalog: Catalog, report: dict[str, Any] | None) -> str:
+    """The human reference row: blind second annotations of the test split scored against the reference with each
+    task's own metric (ANNOTATION.md), as the build computed them from reviews/."""
+    agreement = (report or {}).get("agreement") or {}
+    table = agreement.get("table") or []
+    head = "## Human agreement\n\n"
+    if not table:
+        return head + (
+            "No blind second annotations of this release's test split yet, so there is no human reference row. "
+            "Annotators add them with `anytasktune review --blind-only` (ANNOTATION.md); the next build scores them."
+        )
+    rows = "\n".join(
+        f"| {catalog.get(r['task']).code if r['task'] in catalog else ''} | {r['task']} | {r['lang']} | "
+        f"{r['annotations']:,} | {r['agreement']:.2f} | {'–' if r['kappa'] is None else format(r['kappa'], '.2f')} |"
+        for r in table
+    )
+    covered = sum(r["annotations"] for r in table)
+    return (
+        head
+        + f"{covered:,} test records have a blind second annotation (written from the instruction and input alone). "
+        "Agreement is the mean of the task's own metric with the second annotation as the prediction; kappa is "
+        "Cohen's, for single-label tasks.\n\n"
+        "| code | task | lang | annotated | agreement | kappa |\n|---|---|---|---:|---:|---:|\n" + rows
+    )
+
+
 def column_table(records: pl.DataFrame) -> str:
     def cell(value: object) -> str:
         return "–" if value is None else f"{value:,}"

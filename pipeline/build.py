@@ -37,6 +37,7 @@ from pipeline.hub_layout import write_release_readme
 from pipeline.normalize import normalized_text, without_controls
 from pipeline.recipe import write_recipe
 from pipeline.runs import Run, new_run, publish, quarantine_path, recover, release_path
+from validation.agreement import agreement_table, scored_annotations
 from validation.keys import dedup_key_expr
 from validation.language import LINGUA_PENDING, language_problems
 from validation.near_dup import (
@@ -153,6 +154,10 @@ def build(
             placed = kept.select("file", "line", "task", "split", *(["split_group"] if keep_records else []))
             del kept
             records = _write_outputs(run, work, placed, every, unreadable, catalog, report, config, keep_records)
+            report["agreement"] = release_agreement(run.release, reviews.annotations, catalog)
+            (run.release / "build_report.json").write_text(
+                json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+            )
             write_recipe(run.release, settings, config, input_files(settings))
             clock.lap("write")
             shutil.rmtree(work, ignore_errors=True)
@@ -373,6 +378,20 @@ def apply_reviews(frame: pl.DataFrame, decisions: pl.DataFrame) -> pl.DataFrame:
         provenance.alias("provenance"),
         pl.when(pl.col("verdict") == "reject").then("detail").alias("_review_rejected"),
     ).drop("verdict", "_fixed", "review", "detail")
+
+
+def release_agreement(release: Path, annotations: pl.DataFrame, catalog: Catalog) -> dict[str, Any]:
+    """The blind second annotations scored against the references just published (the test split only: the
+    benchmark), per task and language; annotations of records that are not in test are counted, not scored."""
+    if annotations.is_empty():
+        return {"annotations": 0, "scored": 0, "table": []}
+    wanted = annotations["record"].unique().implode()
+    tests = [release / split_path(spec.id, "test") for spec in catalog]
+    references = pl.concat(
+        [pl.scan_parquet(p).select("id", "output").filter(pl.col("id").is_in(wanted)) for p in tests if p.exists()]
+    ).collect()
+    scored = scored_annotations(annotations, references, catalog)
+    return {"annotations": annotations.height, "scored": scored.height, "table": agreement_table(scored, catalog)}
 
 
 def _review_summary(reviews: Reviews, index: pl.DataFrame) -> dict[str, Any]:
@@ -811,9 +830,6 @@ def _write_outputs(
             out.write_parquet(path, compression="zstd", compression_level=9, statistics=True, row_group_size=100_000)
         if keep_records and part is not None:
             published.append(part.drop("_reason", "_detail", "_lingua"))
-    (release / "build_report.json").write_text(
-        json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
     write_release_readme(release, catalog, config.name)
     _write_quarantine(run.quarantine, quarantined)
     if not keep_records:

@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import openai
-
 from catalog import Catalog
 from catalog.settings import Settings
 from synth.cache import ResponseCache, canonical_request, key_of
@@ -162,6 +160,8 @@ class BatchJob:
         self.ledger = BudgetLedger(budget, price, self.totals)
         self.report = BatchReport()
         self.on_status = on_status or (lambda message: print(message, file=sys.stderr, flush=True))
+        import openai  # here, not at the top: the SDK's types take a second to import, which other commands need not
+
         self._sdk = openai.AsyncOpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key, max_retries=3)
         self._reserved: dict[str, Reservation] = {}  # custom_id → its reservation, until its answer is read
         self._deferred: dict[str, str] = {}
@@ -170,6 +170,7 @@ class BatchJob:
 
     async def run(self) -> JobStats:
         """Rounds of check-what-is-cached and batch-what-is-not, until the targets are met."""
+        import openai
         stats = JobStats()
         try:
             if (state := self.folder.state()) is not None:  # a batch of an earlier, interrupted job

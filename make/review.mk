@@ -4,7 +4,7 @@
 REVIEWER ?=
 REVIEW_ARGS ?=
 
-.PHONY: review bench-review
+.PHONY: review bench-review review-screenshot
 
 $(VENV)/.installed-review: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[review]'
@@ -16,3 +16,8 @@ review: $(VENV)/.installed-review
 
 bench-review: $(VENV)/.installed-review
 	$(BIN)/python bench/bench_review.py
+
+# The app as a reviewer sees it (needs chromium): the screenshots in docs/ that the README shows.
+review-screenshot: $(VENV)/.installed-review
+	@test -d datasets/build/$(RELEASE_NAME) || $(CLI) build
+	$(BIN)/python docs/review_screenshots.py

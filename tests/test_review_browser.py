@@ -227,3 +227,24 @@ def test_hostile_records_render_as_text_everywhere(
         wait_for(browser, ".quarantine")
         assert SCRIPT in browser.find_element(By.ID, "input").text
         assert browser.execute_script("return window.__pwned === undefined")
+
+
+def test_off_loopback_the_browser_needs_the_printed_link(
+    browser: webdriver.Chrome, folder: Settings, catalog: Catalog
+) -> None:
+    token = "a-token-only-the-link-holds"
+    with serving(catalog, folder, "noor", host="0.0.0.0", token=token) as link:
+        base = link.split("?")[0]
+        browser.delete_all_cookies()
+        browser.get(f"{base}?task=fin_intent")
+        assert "needs its token" in browser.find_element(By.TAG_NAME, "body").text
+        assert not browser.find_elements(By.CSS_SELECTOR, "a.rec")
+        browser.get(link)  # the link it printed: the token becomes a cookie and leaves the address bar
+        wait_for(browser, "a.rec")
+        assert token not in browser.current_url
+        record = open_first(browser, base, FORMAT_TASKS["label"])
+        press(browser, "a")
+        assert saved_note(browser) == f"Saved: accept on {record}"
+        browser.delete_all_cookies()
+        browser.get(f"{base}record/{record}")
+        assert "needs its token" in browser.find_element(By.TAG_NAME, "body").text

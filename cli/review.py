@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import getpass
+import json
 import os
 from typing import Annotated
 
 import typer
 
+from catalog.errors import display_path
 from cli.common import catalog_or_exit, fail, project_or_exit, settings
+from cli.tables import print_table
 
 TOKEN_VARIABLE = "ANYTASKTUNE_REVIEW_TOKEN"
 REVIEWER_VARIABLE = "ANYTASKTUNE_REVIEWER"
@@ -68,3 +71,34 @@ def register(app: typer.Typer) -> None:
             raise fail(str(err)) from None
         typer.echo(f"reviewing as {who}: open {link}  (Ctrl+C stops)")
         server.run(sockets=[sock])
+
+    @app.command("agreement")
+    def agreement_command(
+        name: Annotated[
+            str | None, typer.Option(help="The build to score against. Default: the project's name.")
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    ) -> None:
+        """The human-agreement table: every blind annotation in reviews/ scored against the build's test split."""
+        from pipeline.build import release_agreement
+        from pipeline.runs import release_path
+        from validation.reviews import read_reviews
+
+        catalog, where = catalog_or_exit(), settings()
+        release = release_path(where.build_dir, name or project_or_exit().name)
+        if not release.is_dir():
+            raise fail(f"no build at {display_path(release)}: run `anytasktune build` first")
+        reviews = read_reviews(where.reviews_dir, catalog)
+        result = release_agreement(release, reviews.annotations, catalog)
+        if as_json:
+            typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+            return
+        rows = [
+            {**r, "agreement": f"{r['agreement']:.3f}", "kappa": "" if r["kappa"] is None else f"{r['kappa']:.3f}"}
+            for r in result["table"]
+        ]
+        title = f"{result['annotations']} annotations, {result['scored']} of them on test records"
+        if rows:
+            print_table(rows, title=title)
+        else:
+            typer.echo(title + ": no agreement to report yet")

@@ -10,10 +10,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from cards.sections import human_agreement
 from catalog import Catalog
-from catalog.settings import Settings
+from catalog.settings import DATA_DIR_VARIABLE, Settings
+from cli.main import app
 from pipeline.build import build
 from tests.conftest import DATA, write_jsonl
 from validation.agreement import cohen_kappa
@@ -82,6 +84,11 @@ def test_the_build_scores_blind_annotations_of_the_test_split_and_the_card_print
     assert second.sort("id").select("id", "output", "split").equals(first.sort("id").select("id", "output", "split"))
     saved = json.loads((result.release / "build_report.json").read_text("utf-8"))
     assert saved["agreement"] == agreement
+
+    # One command recomputes it from the folder, without a build.
+    printed = CliRunner().invoke(app, ["agreement", "--json"], env={DATA_DIR_VARIABLE: str(data)})
+    assert printed.exit_code == 0, printed.output
+    assert json.loads(printed.output) == agreement
 
     section = human_agreement(catalog, saved)
     assert f"| {spec.code} | fin_intent | en | {len(pairs)} | {row['agreement']:.2f} | {row['kappa']:.2f} |" in section

@@ -12,6 +12,17 @@ SPLITS: tuple[str, ...] = ("train", "validation", "test")
 ALL_CONFIG = "all"
 RECIPE_DIR = "recipe"  # what rebuilds the release: task files, project file, build.json (pipeline.recipe)
 RECIPE_FILE = "build.json"
+QUARANTINE_DIR = "_quarantine"  # under the build folder: <name>.jsonl, the quarantine of the build <name>
+
+
+def release_path(build_dir: Path, name: str) -> Path:
+    """The stable path of the current release of the build `name` (pipeline.runs switches what it points to)."""
+    return build_dir / name
+
+
+def quarantine_path(build_dir: Path, name: str) -> Path:
+    """The stable path of the current build's quarantine, published with its release."""
+    return build_dir / QUARANTINE_DIR / f"{name}.jsonl"
 
 
 def split_path(task_id: str, split: str) -> str:

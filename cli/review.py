@@ -80,8 +80,8 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     ) -> None:
         """The human-agreement table: every blind annotation in reviews/ scored against the build's test split."""
+        from catalog.layout import release_path
         from pipeline.build import release_agreement
-        from pipeline.runs import release_path
         from validation.reviews import read_reviews
 
         catalog, where = catalog_or_exit(), settings()

@@ -29,14 +29,14 @@ import numpy as np
 import polars as pl
 
 from catalog import Catalog
-from catalog.layout import SPLITS, split_path
+from catalog.layout import SPLITS, quarantine_path, release_path, split_path
 from catalog.records import RECORD_COLUMNS
 from catalog.settings import Settings
 from catalog.spec import DEFAULT_MAX_CHARS
 from pipeline.hub_layout import write_release_readme
 from pipeline.normalize import normalized_text, without_controls
 from pipeline.recipe import write_recipe
-from pipeline.runs import Run, new_run, publish, quarantine_path, recover, release_path
+from pipeline.runs import Run, new_run, publish, recover
 from validation.agreement import agreement_table, scored_annotations
 from validation.keys import dedup_key_expr
 from validation.language import LINGUA_PENDING, language_problems

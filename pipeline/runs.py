@@ -21,11 +21,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from catalog.layout import quarantine_path, release_path
+
 FAULT_VARIABLE = "ANYTASKTUNE_FAULT"
 FAULT_STEPS = ("run_written", "pointer_staged", "pointer_switched", "cleaned")
 RUNS_DIR = "runs"
 COMPLETE_MARK = ".complete"
-QUARANTINE_DIR = "_quarantine"
 
 
 @dataclass(frozen=True)
@@ -47,14 +48,6 @@ def fault_point(step: str) -> None:
     """Die here, as a crash would (SIGKILL: no cleanup, no finally), when the fault variable names this step."""
     if os.environ.get(FAULT_VARIABLE) == step:
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def release_path(build_dir: Path, name: str) -> Path:
-    return build_dir / name
-
-
-def quarantine_path(build_dir: Path, name: str) -> Path:
-    return build_dir / QUARANTINE_DIR / f"{name}.jsonl"
 
 
 def _pointer(build_dir: Path, name: str) -> Path:

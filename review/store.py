@@ -17,9 +17,9 @@ from typing import Any
 import polars as pl
 
 from catalog import Catalog
+from catalog.layout import quarantine_path, release_path
 from catalog.records import RECORD_COLUMNS
 from catalog.settings import Settings
-from pipeline.runs import quarantine_path, release_path
 from validation.release_data import read_release
 from validation.reviews import ANNOTATE, Reviews, read_reviews
 

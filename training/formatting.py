@@ -46,6 +46,17 @@ def tokenize_prompt_completion(tokenizer: Any, record: dict[str, Any]) -> dict[s
     return {"input_ids": full_ids, "completion_mask": [0] * shared + [1] * (len(full_ids) - shared)}
 
 
+def end_of_turn_token(tokenizer: Any) -> int | None:
+    """The special token the chat template closes an assistant turn with (`<|im_end|>` in ChatML), found by rendering
+    one turn. A base model's EOS is often another token (`<|endoftext|>` for Qwen2-7B), and a model trained on its
+    chat template ends its answers with this one, so generation must stop on both."""
+    rendered = tokenize_prompt_completion(tokenizer, {"instruction": "x", "input": "", "output": "y"})
+    decoder = getattr(tokenizer, "added_tokens_decoder", {})
+    special = set(tokenizer.all_special_ids) | {i for i, token in decoder.items() if getattr(token, "special", False)}
+    completion = [i for i, m in zip(rendered["input_ids"], rendered["completion_mask"], strict=True) if m]
+    return next((i for i in completion if i in special), None)
+
+
 def _ids(encoded: Any) -> list[int]:
     """apply_chat_template returns a list, or a BatchEncoding, depending on the transformers version."""
     return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)

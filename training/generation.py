@@ -7,14 +7,14 @@ from collections.abc import Iterator, Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from training.formatting import generation_prompt
+from training.formatting import end_of_turn_token, generation_prompt
 
 
 def stop_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    """The tokenizer's end of turn and whatever the model's generation config already stops on."""
+    """The chat template's end of turn, the tokenizer's EOS and whatever the model's generation config stops on."""
     configured = model.generation_config.eos_token_id
     ids = configured if isinstance(configured, list) else [configured]
-    return sorted({i for i in [*ids, tokenizer.eos_token_id] if i is not None})
+    return sorted({i for i in [*ids, tokenizer.eos_token_id, end_of_turn_token(tokenizer)] if i is not None})
 
 
 def _batches(order: list[int], size: int) -> Iterator[list[int]]:

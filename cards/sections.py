@@ -15,7 +15,7 @@ from cards.provenance import Provenance, funnel, thresholds
 from cards.stats import column_summary, label_counts, length_summary, split_counts, task_counts, totals
 from catalog import Catalog, TaskSpec
 from catalog.layout import ALL_CONFIG, RECIPE_DIR, RECIPE_FILE, SPLITS
-from catalog.spec import LANG_NAMES
+from catalog.spec import LANG_NAMES, code_order
 
 if TYPE_CHECKING:
     from cards.render import CardContext
@@ -153,13 +153,6 @@ def metric_text(spec: TaskSpec) -> str:
         parts = " and ".join(METRIC_NAMES[p.name] + (f" on `{p.field}`" if p.field else "") for p in metric.parts)
         return f"mean of {parts}"
     return METRIC_NAMES.get(metric.name, metric.name) + (f" on `{metric.field}`" if metric.field else "")
-
-
-def code_order(spec: TaskSpec) -> tuple[str, int, str]:
-    """C1, C2, …, C10: letters, then the number as a number."""
-    match = re.match(r"([A-Z]*)(\d*)(.*)", spec.code)
-    letters, number, rest = match.groups() if match else (spec.code, "", "")
-    return letters, int(number) if number else 0, rest
 
 
 def task_table(catalog: Catalog, records: pl.DataFrame) -> str:

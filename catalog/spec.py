@@ -166,6 +166,13 @@ class TaskSpec(_Strict):
         return self.output.format in STRUCTURED_FORMATS
 
 
+def code_order(spec: TaskSpec) -> tuple[str, int, str]:
+    """A sort key for task codes: C1, C2, …, C10 (letters, then the number as a number), as the paper lists them."""
+    match = re.match(r"([A-Z]*)(\d*)(.*)", spec.code)
+    letters, number, rest = match.groups() if match else (spec.code, "", "")
+    return letters, int(number) if number else 0, rest
+
+
 def referenced_sets(node: Any) -> list[str]:
     """Every closed-set name a schema fragment references through `$ref: "#/$defs/<name>"`."""
     found: list[str] = []

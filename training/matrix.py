@@ -10,6 +10,7 @@ from typing import Any
 import polars as pl
 
 from catalog import Catalog
+from catalog.spec import code_order
 from training.evaluation import SCORES_FILE
 
 
@@ -45,7 +46,7 @@ def build_matrix(catalog: Catalog, results: list[dict[str, Any]], lang: str | No
     """Rows: models; columns: `model`, `kind`, the task codes evaluated by any model, and `mean` over those present.
     Scores are percentages; a task a model was not evaluated on is null."""
     evaluated = {task for result in results for task in result["tasks"]}
-    specs = [spec for spec in catalog if spec.id in evaluated]
+    specs = sorted((spec for spec in catalog if spec.id in evaluated), key=code_order)  # F1 F2 F3, as in the paper
     key = lang or "score"
     rows = []
     for result in results:

@@ -104,6 +104,8 @@ def eval_command(
 
     from training.data import DataError, ReleaseSource, load_split, resolve_release, select_tasks
     from training.evaluation import EvalRun, evaluate
+    from training.fingerprint import run_fingerprint
+    from training.formatting import PROMPT_FORMAT
 
     catalog = catalog_or_exit()
     try:
@@ -119,7 +121,14 @@ def eval_command(
         records = records.filter(pl.int_range(pl.len()).over("task", "lang") < limit)
     kind = "endpoint" if endpoint else ("adapter" if adapter else "base")
     run_name = name or _default_name(model, adapter, endpoint)
-    run = EvalRun(run_name, kind, model, str(adapter) if adapter else None)
+    fingerprint = run_fingerprint(
+        model=model,
+        adapter=str(adapter) if adapter else None,
+        endpoint=endpoint,
+        generation={"greedy": True, "max_new_tokens": max_new_tokens},
+        prompt_format=PROMPT_FORMAT,
+    )
+    run = EvalRun(run_name, kind, model, str(adapter) if adapter else None, fingerprint)
     if endpoint:
         from training.endpoint import EndpointError, endpoint_predictor
 

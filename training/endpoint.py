@@ -16,10 +16,17 @@ class EndpointError(RuntimeError):
 
 
 def endpoint_predictor(
-    base_url: str, model: str, api_key: str, max_tokens: int = 512, concurrency: int = 8, max_retries: int = 2
+    base_url: str,
+    model: str,
+    api_key: str,
+    max_tokens: int = 512,
+    concurrency: int = 8,
+    max_retries: int = 2,
+    timeout_s: float = 120.0,
 ):
-    """A function from (instruction, input) pairs to the endpoint's replies, in input order."""
-    client = OpenAI(base_url=base_url, api_key=api_key, max_retries=max_retries)
+    """A function from (instruction, input) pairs to the endpoint's replies, in input order. Each request may take
+    `timeout_s` (the SDK's default is 600 s a try) and is retried at most `max_retries` times."""
+    client = OpenAI(base_url=base_url, api_key=api_key, max_retries=max_retries, timeout=timeout_s)
 
     def ask(pair: tuple[str, str]) -> str:
         try:

@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 
 from catalog import Catalog
+from training.fingerprint import answer_key
 from validation.metrics import EXTRA_METRICS, score
 
 Predictor = Callable[[Sequence[tuple[str, str]]], list[str]]
@@ -27,6 +28,8 @@ class EvalRun:
     kind: str  # "base", "adapter" or "endpoint"
     model: str
     adapter: str | None = None
+    # What the answers depend on (training.fingerprint.run_fingerprint): a prediction made under another is redone.
+    fingerprint: str = ""
 
     @property
     def is_base(self) -> bool:
@@ -58,6 +61,12 @@ def evaluate(
     out_dir.mkdir(parents=True, exist_ok=True)
     predictions_path = out_dir / PREDICTIONS_FILE
     done = read_predictions(predictions_path)
+    keys = {
+        row["id"]: answer_key(run.fingerprint, row["instruction"], row["input"])
+        for row in records.select("id", "instruction", "input").iter_rows(named=True)
+    }
+    # Reused only when made by the same model, adapter, parameters and prompt: a rerun with anything changed asks again.
+    done = {i: row for i, row in done.items() if row.get("key") == keys.get(i)}
     todo = [row for row in records.iter_rows(named=True) if row["id"] not in done]
     with predictions_path.open("a", encoding="utf-8") as sink:
         for start in range(0, len(todo), chunk_size):
@@ -67,6 +76,7 @@ def evaluate(
                 spec = catalog.get(row["task"])
                 scored = {
                     "id": row["id"],
+                    "key": keys[row["id"]],
                     "task": row["task"],
                     "lang": row["lang"],
                     "prediction": reply,

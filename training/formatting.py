@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 Message = dict[str, str]
+# The version of how a record becomes a prompt: change it when user_message changes, so cached answers are redone.
+PROMPT_FORMAT = "user-turn-v1"
 
 
 def user_message(instruction: str, input_text: str) -> list[Message]:

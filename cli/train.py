@@ -84,6 +84,14 @@ def eval_command(
     api_key_env: Annotated[
         str, typer.Option(help="Environment variable holding the endpoint's API key.")
     ] = "OPENAI_API_KEY",
+    stop: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--stop",
+            help="A stop string sent to the endpoint (repeatable). Default: the end of turn and EOS of the tokenizer "
+            "in --model, when it is a local folder.",
+        ),
+    ] = None,
     tasks: Annotated[list[str] | None, typer.Option("--tasks", help=TASKS_HELP)] = None,
     langs: Annotated[str, typer.Option(help="Languages to evaluate: en, zh or en,zh (each task's own).")] = "en,zh",
     release: Annotated[str | None, typer.Option(help=RELEASE_HELP + " Default: the data folder's build.")] = None,
@@ -121,11 +129,16 @@ def eval_command(
         records = records.filter(pl.int_range(pl.len()).over("task", "lang") < limit)
     kind = "endpoint" if endpoint else ("adapter" if adapter else "base")
     run_name = name or _default_name(model, adapter, endpoint)
+    stops: list[str] = []
+    if endpoint:
+        from training.endpoint import stop_strings
+
+        stops = list(stop) if stop else stop_strings(model)
     fingerprint = run_fingerprint(
         model=model,
         adapter=str(adapter) if adapter else None,
         endpoint=endpoint,
-        generation={"greedy": True, "max_new_tokens": max_new_tokens},
+        generation={"greedy": True, "max_new_tokens": max_new_tokens, "stop": stops},
         prompt_format=PROMPT_FORMAT,
     )
     run = EvalRun(run_name, kind, model, str(adapter) if adapter else None, fingerprint)
@@ -133,7 +146,7 @@ def eval_command(
         from training.endpoint import EndpointError, endpoint_predictor
 
         key = os.environ.get(api_key_env, "EMPTY")  # local servers (vLLM) accept any key
-        predict = endpoint_predictor(endpoint, model, key, max_new_tokens, concurrency=batch_size)
+        predict = endpoint_predictor(endpoint, model, key, max_new_tokens, concurrency=batch_size, stop=stops)
         errors: tuple[type[Exception], ...] = (EndpointError,)
         chunk = batch_size  # one round of requests in flight: a failure loses at most those
     else:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from catalog import Catalog
 from cli.main import app
-from tests.tiny_model import seed_release
+from tests.tiny_model import ENDOFTEXT, IM_END, build_qwen2_tokenizer, seed_release
 from tests.training_endpoint import ChatServer
 from training.data import load_split
 from training.formatting import user_message
@@ -69,3 +69,25 @@ def test_wrong_answers_score_zero_and_a_failure_resumes_without_redoing_work(
     assert len(server.requests) - asked_before == len(rows) - len(kept)  # only the missing records were asked
     scores = json.loads((tmp_path / "hosted" / "scores.json").read_text(encoding="utf-8"))
     assert scores["tasks"]["med_triage"]["score"] == 0.0 and scores["tasks"]["fin_intent"]["score"] == 1.0
+
+
+def test_the_endpoint_is_sent_the_end_of_turn_and_eos_of_a_local_tokenizer(tmp_path: Path) -> None:
+    base = build_qwen2_tokenizer()
+    base.eos_token = ENDOFTEXT  # a base model's EOS, as Qwen/Qwen2-7B has: not the chat template's end of turn
+    model_dir = tmp_path / "qwen2-base"
+    base.save_pretrained(model_dir)
+
+    def asked(*extra: str) -> list[dict]:
+        with ChatServer({}) as server:
+            args = ["eval", "--endpoint", server.base_url, "--tasks", "fin_intent", "--limit", "1", "--langs", "en"]
+            args += ["--release", str(seed_release()), "--out", str(tmp_path / "runs"), *extra]
+            result = CliRunner().invoke(app, args, env={"OPENAI_API_KEY": "sk-test"})
+        assert result.exit_code == 0, result.output
+        return server.requests
+
+    requests = asked("--model", str(model_dir), "--name", "local-tokenizer")
+    assert requests and all(r["stop"] == sorted([ENDOFTEXT, IM_END]) for r in requests)
+    requests = asked("--model", "served-model", "--name", "served", "--stop", "</answer>")
+    assert all(r["stop"] == ["</answer>"] for r in requests)
+    requests = asked("--model", "served-model", "--name", "plain")
+    assert all("stop" not in r for r in requests)  # nothing to read the stop tokens from: the server's own

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from openai import OpenAI, OpenAIError
 
-from training.formatting import user_message
+from training.formatting import end_of_turn_token, user_message
 
 
 class EndpointError(RuntimeError):
@@ -23,15 +24,18 @@ def endpoint_predictor(
     concurrency: int = 8,
     max_retries: int = 2,
     timeout_s: float = 120.0,
+    stop: Sequence[str] = (),
 ):
     """A function from (instruction, input) pairs to the endpoint's replies, in input order. Each request may take
-    `timeout_s` (the SDK's default is 600 s a try) and is retried at most `max_retries` times."""
+    `timeout_s` (the SDK's default is 600 s a try) and is retried at most `max_retries` times; `stop` strings are
+    sent as the request's `stop` (at most four, as the API allows)."""
     client = OpenAI(base_url=base_url, api_key=api_key, max_retries=max_retries, timeout=timeout_s)
+    extra = {"stop": list(stop)[:4]} if stop else {}
 
     def ask(pair: tuple[str, str]) -> str:
         try:
             response = client.chat.completions.create(
-                model=model, messages=user_message(*pair), temperature=0, max_tokens=max_tokens
+                model=model, messages=user_message(*pair), temperature=0, max_tokens=max_tokens, **extra
             )
         except OpenAIError as err:
             raise EndpointError(f"{base_url} (model {model}): {err}") from None
@@ -43,3 +47,21 @@ def endpoint_predictor(
             return list(pool.map(ask, pairs))
 
     return predict
+
+
+def stop_strings(model: str) -> list[str]:
+    """The end-of-turn and EOS tokens of `model`'s tokenizer as text, when `model` is a local folder holding one.
+
+    A server that renders the chat template itself usually stops on these already; sending them makes sure, as a base
+    model's EOS (`<|endoftext|>`) is not the end of turn (`<|im_end|>`) an adapter learned. Empty for a served name.
+    """
+    if not Path(model).is_dir():
+        return []
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model)
+    except (OSError, ValueError):
+        return []
+    ids = {end_of_turn_token(tokenizer), tokenizer.eos_token_id} - {None}
+    return sorted(tokenizer.convert_ids_to_tokens(sorted(ids)))

@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from catalog.records import record_id
-from pipeline.build import QUARANTINE_SCHEMA
+from validation.release_data import QUARANTINE_SCHEMA
 
 try:  # the build's comparison key; before validation/keys.py existed, the record contract's key
     from validation.keys import dedup_key

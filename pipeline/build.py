@@ -56,6 +56,7 @@ from validation.near_dup import (
 from validation.outputs import OutputError, output_texts
 from validation.pii import pii_problems
 from validation.records import FRAME_SCHEMA, check_frame, is_trusted, iter_record_chunks, record_files
+from validation.release_data import QUARANTINE_SCHEMA
 from validation.reviews import DECISION_SCHEMA, VERDICTS, Reviews, read_reviews
 
 # The per-record steps, in the order they run: a record failing several is quarantined under the first.
@@ -475,20 +476,6 @@ def _output_text(frame: pl.DataFrame, catalog: Catalog) -> pl.Series:
 
 
 _DROP_SCHEMA = {"reason": pl.String, "detail": pl.String, "file": pl.String, "line": pl.Int64, "task": pl.String}
-QUARANTINE_SCHEMA = {
-    "reason": pl.String,
-    "detail": pl.String,
-    "file": pl.String,
-    "line": pl.Int64,
-    "id": pl.String,
-    "task": pl.String,
-    "lang": pl.String,
-    "instruction": pl.String,
-    "input": pl.String,
-    "output": pl.String,
-    "twin": pl.String,  # the kept record a duplicate was dropped for
-    "similarity": pl.Float64,  # their exact Jaccard, for near-duplicates
-}
 
 
 def _conform(frame: pl.DataFrame | None, schema: dict[str, Any]) -> pl.DataFrame:

@@ -95,13 +95,13 @@ def create_app(
     async def record(request: Request) -> Response:
         found = store.get(request.path_params["record_id"])
         if found is None:
-            return PlainTextResponse("no such record in this build", 404)
+            return _no_such_record()
         return _record_page(review, request, found)
 
     async def decide(request: Request) -> Response:
         found = store.get(request.path_params["record_id"])
         if found is None:
-            return PlainTextResponse("no such record in this build", 404)
+            return _no_such_record()
         form = await _checked_form(review, request)
         if isinstance(form, Response):
             return form
@@ -131,7 +131,7 @@ def create_app(
     async def blind(request: Request) -> Response:
         found = store.get(request.path_params["record_id"])
         if found is None:
-            return PlainTextResponse("no such record in this build", 404)
+            return _no_such_record()
         filters, query = _selection(request, BLIND_DEFAULTS)
         if store.annotated_by(found["id"], review.reviewer) is not None:
             return RedirectResponse(f"/blind-result/{found['id']}?{_state(filters, query)}", status_code=303)
@@ -149,7 +149,7 @@ def create_app(
     async def blind_result(request: Request) -> Response:
         found = store.get(request.path_params["record_id"])
         if found is None:
-            return PlainTextResponse("no such record in this build", 404)
+            return _no_such_record()
         filters, query = _selection(request, BLIND_DEFAULTS)
         mine = store.annotated_by(found["id"], review.reviewer)
         if mine is None:  # the reference only after this reviewer's own answer is saved
@@ -198,6 +198,10 @@ def create_app(
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     return Starlette(routes=routes, middleware=[Middleware(Guard, token=token)])
+
+
+def _no_such_record() -> Response:
+    return PlainTextResponse("no such record in this build", 404)
 
 
 async def _checked_form(review: ReviewApp, request: Request) -> Any:

@@ -20,27 +20,13 @@ from catalog import Catalog
 from catalog.layout import quarantine_path, release_path
 from catalog.records import RECORD_COLUMNS
 from catalog.settings import Settings
-from validation.release_data import read_release
+from validation.release_data import QUARANTINE_SCHEMA, read_release
 from validation.reviews import ANNOTATE, Reviews, read_reviews
 
 PUBLISHED, QUARANTINED = "published", "quarantined"
 NO_DECISION = "none"
 # The columns a user can filter on, in the order the filter bar shows them.
 FILTERS: tuple[str, ...] = ("task", "lang", "split", "source", "generator", "status", "reason", "decision")
-QUARANTINE_COLUMNS = {
-    "reason": pl.String,
-    "detail": pl.String,
-    "file": pl.String,
-    "line": pl.Int64,
-    "id": pl.String,
-    "task": pl.String,
-    "lang": pl.String,
-    "instruction": pl.String,
-    "input": pl.String,
-    "output": pl.String,
-    "twin": pl.String,
-    "similarity": pl.Float64,
-}
 
 
 class NoBuildError(RuntimeError):
@@ -67,7 +53,7 @@ class ReviewStore:
         self.reviews_dir = settings.reviews_dir
         published = read_release(release, catalog).with_columns(
             status=pl.lit(PUBLISHED),
-            **{c: pl.lit(None, t) for c, t in QUARANTINE_COLUMNS.items() if c not in RECORD_COLUMNS},
+            **{c: pl.lit(None, t) for c, t in QUARANTINE_SCHEMA.items() if c not in RECORD_COLUMNS},
         )
         quarantined = _read_quarantine(quarantine_path(settings.build_dir, name), catalog)
         frame = pl.concat([published, quarantined], how="diagonal_relaxed")
@@ -192,8 +178,8 @@ class ReviewStore:
 
 def _read_quarantine(path: Path, catalog: Catalog) -> pl.DataFrame:
     if not path.exists() or path.stat().st_size == 0:
-        return pl.DataFrame(schema=QUARANTINE_COLUMNS).with_columns(status=pl.lit(QUARANTINED))
-    rows = pl.read_ndjson(path, schema=QUARANTINE_COLUMNS)
+        return pl.DataFrame(schema=QUARANTINE_SCHEMA).with_columns(status=pl.lit(QUARANTINED))
+    rows = pl.read_ndjson(path, schema=QUARANTINE_SCHEMA)
     domains = {spec.id: spec.domain for spec in catalog}
     return rows.with_columns(
         status=pl.lit(QUARANTINED),

@@ -1,4 +1,5 @@
-"""Read the records of a release folder back from its Parquet files, with the split each one is in."""
+"""Read the records of a release folder back from its Parquet files, with the split each one is in, and what a
+build's quarantine holds."""
 
 from __future__ import annotations
 
@@ -11,6 +12,21 @@ from catalog.layout import SPLITS, split_path
 from catalog.records import RECORD_COLUMNS
 
 RELEASE_SCHEMA = {**dict.fromkeys(RECORD_COLUMNS, pl.String), "split": pl.String}
+# The columns of a build's quarantine (build/_quarantine/<name>.jsonl), one row per record the build dropped.
+QUARANTINE_SCHEMA = {
+    "reason": pl.String,
+    "detail": pl.String,
+    "file": pl.String,
+    "line": pl.Int64,
+    "id": pl.String,
+    "task": pl.String,
+    "lang": pl.String,
+    "instruction": pl.String,
+    "input": pl.String,
+    "output": pl.String,
+    "twin": pl.String,  # the kept record a duplicate was dropped for
+    "similarity": pl.Float64,  # their exact Jaccard, for near-duplicates
+}
 
 
 def read_release(release: Path, catalog: Catalog) -> pl.DataFrame:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from catalog.layout import read_build_report
 from catalog.records import record_id
 from validation.release_data import QUARANTINE_SCHEMA
 
@@ -151,8 +152,7 @@ def load_build(data_dir: Path, name: str = "anytasktune") -> Built:
             row["file"] = Path(row["file"]).stem if row["file"] else None  # "datasets/synth/bench-0003.jsonl"
             rows.append(row)
     quarantine = pl.DataFrame(rows, schema=_QUARANTINE_SCHEMA)
-    report_path = release / "build_report.json"
-    report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.exists() else {}
+    report = read_build_report(release) or {}
     return Built(records, quarantine, gold_ids(data_dir / "seeds"), report)
 
 

@@ -6,7 +6,6 @@ LLaMA-Factory and the changelog history.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,10 @@ from cards.plots import write_plots
 from cards.provenance import summarize
 from cards.stats import size_category
 from catalog import Catalog
-from catalog.layout import read_recipe
+from catalog.layout import read_build_report, read_recipe
 from catalog.records import HUMAN_GENERATOR
 from validation.release_data import read_release
 
-BUILD_REPORT_FILE = "build_report.json"
 # Hub tags per domain of this catalog; a team's own domain is tagged by its id.
 DOMAIN_TAGS = {
     "medical": "medical",
@@ -79,7 +77,7 @@ def render_card(
     """The README.md text for the release folder (YAML header and Markdown body)."""
     records = read_release(release, catalog) if records is None else records
     change = change or sections.changelog_diff(records, context)
-    report = _build_report(release)
+    report = read_build_report(release)
     provenance = summarize(records)
     data = DatasetCardData(
         pretty_name=context.title,
@@ -128,8 +126,3 @@ def tags(catalog: Catalog, records: pl.DataFrame) -> list[str]:
     written_by_models = (pl.col("source") == "synth") | (pl.col("generator") != HUMAN_GENERATOR)  # drafted seeds too
     synthetic = records.height > 0 and records.filter(written_by_models).height > 0
     return found + (["synthetic"] if synthetic else [])
-
-
-def _build_report(release: Path) -> dict[str, Any] | None:
-    path = release / BUILD_REPORT_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None

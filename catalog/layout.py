@@ -12,6 +12,7 @@ SPLITS: tuple[str, ...] = ("train", "validation", "test")
 ALL_CONFIG = "all"
 RECIPE_DIR = "recipe"  # what rebuilds the release: task files, project file, build.json (pipeline.recipe)
 RECIPE_FILE = "build.json"
+BUILD_REPORT_FILE = "build_report.json"  # the build's funnel, reviews and agreement, in the release folder
 QUARANTINE_DIR = "_quarantine"  # under the build folder: <name>.jsonl, the quarantine of the build <name>
 
 
@@ -42,6 +43,12 @@ def config_files(catalog: Catalog) -> dict[str, dict[str, list[str]]]:
         configs[domain] = {split: [split_path(t.id, split) for t in catalog.by_domain(domain)] for split in SPLITS}
     configs[ALL_CONFIG] = {split: [split_path(t.id, split) for t in catalog] for split in SPLITS}
     return configs
+
+
+def read_build_report(release: Path) -> dict[str, Any] | None:
+    """The release's `build_report.json`, or None for a folder without one."""
+    path = release / BUILD_REPORT_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
 def read_recipe(release: Path) -> dict[str, Any] | None:

@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 
 from catalog import Catalog
-from catalog.layout import SPLITS, quarantine_path, release_path, split_path
+from catalog.layout import BUILD_REPORT_FILE, SPLITS, quarantine_path, release_path, split_path
 from catalog.records import RECORD_COLUMNS
 from catalog.settings import Settings
 from catalog.spec import DEFAULT_MAX_CHARS
@@ -156,7 +156,7 @@ def build(
             del kept
             records = _write_outputs(run, work, placed, every, unreadable, catalog, report, config, keep_records)
             report["agreement"] = release_agreement(run.release, reviews.annotations, catalog)
-            (run.release / "build_report.json").write_text(
+            (run.release / BUILD_REPORT_FILE).write_text(
                 json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
             )
             write_recipe(run.release, settings, config, input_files(settings))

@@ -8,11 +8,11 @@ import polars as pl
 
 from catalog import Catalog
 from catalog.errors import Problem, display_path
-from catalog.layout import SPLITS, split_path
+from catalog.layout import BUILD_REPORT_FILE, SPLITS, split_path
 from catalog.records import RECORD_COLUMNS
 from validation.records import check_frame
 
-REQUIRED_FILES = ("README.md", "build_report.json")
+REQUIRED_FILES = ("README.md", BUILD_REPORT_FILE)
 
 
 def check_release(release: Path, catalog: Catalog) -> list[Problem]:

@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 
 from catalog import Catalog
-from catalog.layout import quarantine_path, release_path
+from catalog.layout import quarantine_path, read_build_report, release_path
 from catalog.records import RECORD_COLUMNS
 from catalog.settings import Settings
 from validation.release_data import QUARANTINE_SCHEMA, read_release
@@ -66,7 +66,7 @@ class ReviewStore:
         # An exact duplicate in the quarantine shares its kept twin's id: the id leads to the published record.
         ids, rows = self.records["id"].to_list(), self.records["n"].to_list()
         self._position = dict(zip(reversed(ids), reversed(rows), strict=True))
-        self.report = _read_json(release / "build_report.json")
+        self.report = read_build_report(release)
         self._lock = threading.Lock()
         self.reload_reviews()
 
@@ -189,7 +189,3 @@ def _read_quarantine(path: Path, catalog: Catalog) -> pl.DataFrame:
             pl.col("id"), pl.concat_str([pl.lit("line:"), "file", pl.lit(":"), pl.col("line").cast(pl.String)])
         ),
     )
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None

@@ -27,7 +27,8 @@ dressed up that way stays English here and is left to the near-duplicate keys (v
   which, ...), no function word of French, German, Spanish, Portuguese, Italian or Dutch (les, und, que, não,
   della, het, ...) and no letter with a diacritic. Nearly all English settles so. Anything else with 3 Latin
   words or more goes to lingua (English and 11 other Latin-script languages, high-accuracy models, loaded on
-  first use, ~350 MB), which names the language when it is not English with confidence 0.5 or more.
+  first use, ~350 MB), which names the language when it is not English with confidence 0.5 or more (0.6 for a
+  phrase under 5 words: "handling stolen goods" reads as Swedish at 0.51).
 
 Texts under 3 units ("OK", "好的", a label) are not judged, nor are labels other than en and zh.
 
@@ -66,6 +67,10 @@ MIN_FOREIGN = 3
 MIN_TRADITIONAL = 4
 MIN_TRADITIONAL_SHARE = 0.12  # of Han characters
 MIN_LINGUA_CONFIDENCE = 0.5
+# A phrase of 3 or 4 words gives lingua little to go on: the legal term "handling stolen goods" reads as Swedish at
+# 0.51, while French or German of that length scores 0.6 and more.
+MIN_SHORT_LINGUA_CONFIDENCE = 0.6
+SHORT_LINGUA_WORDS = 5
 
 # English-only function words: none is a common word of the languages lingua checks here ("of" is Dutch, "to"
 # Polish, "in", "is", "was", "will" German or Dutch, "he" Spanish, "my" and "by" Polish).
@@ -174,9 +179,10 @@ def language_problem(text: str, lang: str, *, screens: bool = True) -> str | Non
     every fact; `screens=False` decides from the full facts alone (the tests compare the two)."""
     if lang not in ("en", "zh") or not text or (screens and _passes_screens(text, lang)):
         return None
-    verdict = _decide(_facts(text), lang, text)
+    facts = _facts(text)
+    verdict = _decide(facts, lang, text)
     if verdict is _Ask.LINGUA:
-        return _lingua_reason(_detector().compute_language_confidence_values(text))
+        return _lingua_reason(_detector().compute_language_confidence_values(text), facts.latin)
     return verdict
 
 
@@ -218,10 +224,13 @@ def language_problems(frame: pl.DataFrame, column: str, lang_column: str = "lang
     ).rows()
     verdicts: list[str | None] = []
     ask: list[int] = []
+    words: list[int] = []
     for index, (counts, body, lang) in enumerate(zip(counted, open_rows["text"], open_rows["lang"], strict=True)):
-        verdict = _decide(_Facts(*counts), lang, body)
+        facts = _Facts(*counts)
+        verdict = _decide(facts, lang, body)
         if verdict is _Ask.LINGUA:
             ask.append(index)
+            words.append(facts.latin)
             verdict = None
         verdicts.append(verdict)
     if ask and not lingua:
@@ -229,8 +238,9 @@ def language_problems(frame: pl.DataFrame, column: str, lang_column: str = "lang
             verdicts[index] = LINGUA_PENDING
     elif ask:
         texts = open_rows["text"].gather(ask).to_list()
-        for index, values in zip(ask, _detector().compute_language_confidence_values_in_parallel(texts), strict=True):
-            verdicts[index] = _lingua_reason(values)
+        values = _detector().compute_language_confidence_values_in_parallel(texts)
+        for index, confidences, count in zip(ask, values, words, strict=True):
+            verdicts[index] = _lingua_reason(confidences, count)
     return reasons.scatter(open_rows["row"], pl.Series(verdicts, dtype=pl.String))
 
 
@@ -319,9 +329,10 @@ def _label(script: str, text: str) -> str:
     return "letters of other scripts" if script == "other" else script
 
 
-def _lingua_reason(values: list[ConfidenceValue]) -> str | None:
+def _lingua_reason(values: list[ConfidenceValue], latin_words: int) -> str | None:
     top = values[0] if values else None
-    if top is None or top.language.name == "ENGLISH" or top.value < MIN_LINGUA_CONFIDENCE:
+    least = MIN_SHORT_LINGUA_CONFIDENCE if latin_words < SHORT_LINGUA_WORDS else MIN_LINGUA_CONFIDENCE
+    if top is None or top.language.name == "ENGLISH" or top.value < least:
         return None
     return f"reads as {top.language.name.title()} (lingua, confidence {top.value:.2f}), expected en"
 

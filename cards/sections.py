@@ -32,6 +32,7 @@ DOMAIN_NAMES = {
 METRIC_NAMES = {
     "accuracy": "accuracy",
     "set_f1": "set F1",
+    "span_f1": "span F1 (partial overlap)",
     "field_f1": "field F1",
     "rouge_l": "ROUGE-L",
     "rouge_l_best_match": "ROUGE-L (best match per item)",
@@ -224,18 +225,26 @@ def human_agreement(catalog: Catalog, report: dict[str, Any] | None) -> str:
             "No blind second annotations of this release's test split yet, so there is no human reference row. "
             "Annotators add them with `anytasktune review --blind-only` (ANNOTATION.md); the next build scores them."
         )
+
+    def figure(value: float | None) -> str:
+        return "–" if value is None else f"{value:.2f}"
+
     rows = "\n".join(
         f"| {catalog.get(r['task']).code if r['task'] in catalog else ''} | {r['task']} | {r['lang']} | "
-        f"{r['annotations']:,} | {r['agreement']:.2f} | {'–' if r['kappa'] is None else format(r['kappa'], '.2f')} |"
+        f"{r['annotations']:,} | {figure(r['agreement'])} | {figure(r['kappa'])} | "
+        f"{r.get('disagreements', 0):,} | {figure(r.get('adjudicated'))} |"
         for r in table
     )
     covered = sum(r["annotations"] for r in table)
     return (
         head
         + f"{covered:,} test records have a blind second annotation (written from the instruction and input alone). "
-        "Agreement is the mean of the task's own metric with the second annotation as the prediction; kappa is "
-        "Cohen's, for single-label tasks.\n\n"
-        "| code | task | lang | annotated | agreement | kappa |\n|---|---|---|---:|---:|---:|\n" + rows
+        "Agreement is the mean of the task's own metric with the second annotation as the prediction, before "
+        "adjudication; kappa is Cohen's, where the metric compares single labels. Each disagreement beyond the "
+        "metric's tolerance was decided by a third reader (kept, fixed or dropped, logged in `adjudication/`); the "
+        "last column is the agreement with the references as published.\n\n"
+        "| code | task | lang | annotated | agreement | kappa | disagreements | after adjudication |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|\n" + rows
     )
 
 
@@ -309,8 +318,12 @@ def task_details(catalog: Catalog, records: pl.DataFrame) -> str:
                                    for i in range(len(spec.closed_sets[name])))  # fmt: skip
                 parts.append(f"`{name}`: {labels}\n")
             parts.append("**Instructions** (each record carries one):\n")
-            parts.extend(f"- {text}" for lang in spec.languages for text in spec.instructions_for(lang))
+            parts.extend(f"- {text}" for lang in spec.languages for text in spec.paraphrases_for(lang))
             parts.append("")
+            if rules := [rule for lang in spec.languages for rule in getattr(spec.rules, lang)]:
+                parts.append("**Rules** (appended to every instruction):\n")
+                parts.extend(f"{n}. {rule}" for n, rule in enumerate(rules, 1))
+                parts.append("")
             for lang, title in (("en", "English"), ("zh", "中文")):
                 if lang in spec.languages:
                     parts.append(_example(spec, records, lang, title))

@@ -35,6 +35,7 @@ def seed_stats(catalog: Catalog, seeds_dir: Path) -> pl.DataFrame:
                     "lang": lang,
                     "records": part.height,
                     "gold": int((part["role"] == "gold").sum()) if part.height else 0,
+                    "exemplars": int((part["role"] == "exemplar").sum()) if part.height else 0,
                     "output_chars_mean": round(float(lengths.mean()), 1) if part.height else None,
                     "output_chars_max": int(lengths.max()) if part.height else None,
                     "distinct_labels": len(labels) if spec.closed_sets else None,

@@ -15,7 +15,8 @@ from pydantic import ValidationError
 from catalog.authoring import todo_paths
 from catalog.errors import CatalogError, Problem, display_path
 from catalog.settings import Settings
-from catalog.spec import LANGS, PER_LANGUAGE_FIELDS, PLACEHOLDER, SET_REF, TaskSpec, referenced_sets
+from catalog.spec import LANGS, PER_LANGUAGE_FIELDS, PLACEHOLDER, SET_REF, ClosedLabel, TaskSpec, referenced_sets
+from catalog.text_units import unit_key
 
 
 @dataclass(frozen=True)
@@ -153,10 +154,27 @@ def _touches(location: tuple[str, ...], todos: list[tuple[tuple[str, ...], str]]
     return any(location[: len(p)] == p or p[: len(location)] == location for p, _ in todos)
 
 
+def _alias_problems(set_name: str, labels: list[ClosedLabel], lang: str) -> Iterator[tuple[str, str]]:
+    """An alias names one label only: not another label, not another label's alias (compared as the metric does)."""
+    owner: dict[str, int] = {}
+    for index, label in enumerate(labels):
+        if getattr(label, lang):
+            owner.setdefault(unit_key(getattr(label, lang)), index)
+    for index, label in enumerate(labels):
+        for alias in getattr(label.aliases, lang):
+            key = unit_key(alias)
+            if not key:
+                yield f"closed_sets.{set_name}.{index}.aliases.{lang}", f"alias {alias!r} is empty"
+            elif owner.setdefault(key, index) != index:
+                other = getattr(labels[owner[key]], lang)
+                yield f"closed_sets.{set_name}.{index}.aliases.{lang}", f"alias {alias!r} already names {other!r}"
+
+
 def _semantic_problems(spec: TaskSpec) -> Iterator[tuple[str, str]]:
     """What the model's types cannot say: languages, schemas, closed sets, placeholders and metric fields that fit
     together."""
     yield from _language_problems(spec)
+    yield from _line_problems(spec)
     for set_name, labels in spec.closed_sets.items():
         if not labels:
             yield f"closed_sets.{set_name}", "closed set is empty"
@@ -171,6 +189,7 @@ def _semantic_problems(spec: TaskSpec) -> Iterator[tuple[str, str]]:
             repeated = sorted({t for t in texts if t and texts.count(t) > 1})
             if repeated:
                 yield f"closed_sets.{set_name}", f"{lang} labels repeated: {', '.join(repeated)}"
+            yield from _alias_problems(set_name, labels, lang)
 
     schema = spec.output.schema_
     try:
@@ -233,6 +252,18 @@ def _language_problems(spec: TaskSpec) -> Iterator[tuple[str, str]]:
                     f"{field}.{lang}",
                     f"the task is written in {written} only: add {lang} to `languages` or remove this",
                 )
+
+
+def _line_problems(spec: TaskSpec) -> Iterator[tuple[str, str]]:
+    """Rules and rubric lines: one non-empty line each, only in the task's languages."""
+    for group in ("rules", "judge"):
+        for lang in LANGS:
+            lines = getattr(getattr(spec, group), lang)
+            if lines and lang not in spec.languages:
+                yield f"{group}.{lang}", f"the task is written in {', '.join(spec.languages)} only: remove these"
+            for index, line in enumerate(lines):
+                if not line.strip() or "\n" in line:
+                    yield f"{group}.{lang}.{index}", "each entry is one non-empty line"
 
 
 def _format_problems(spec: TaskSpec) -> Iterator[tuple[str, str]]:

@@ -40,6 +40,11 @@ class Settings:
         return self.data_dir / "reviews"
 
     @property
+    def adjudication_dir(self) -> Path:
+        """The adjudication log of the gold records (ANNOTATION.md, step 4)."""
+        return self.data_dir / "adjudication"
+
+    @property
     def drafts_dir(self) -> Path:
         """Drafted tasks and candidate seeds waiting for a person's review; never read by the build."""
         return self.data_dir / "drafts"

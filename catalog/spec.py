@@ -16,6 +16,7 @@ OutputFormat = Literal["text", "items", "fields", "label", "labels", "object"]
 MetricName = Literal[
     "accuracy",
     "set_f1",
+    "span_f1",
     "field_f1",
     "rouge_l",
     "rouge_l_best_match",
@@ -55,11 +56,31 @@ class Scenarios(_Strict):
 PER_LANGUAGE_FIELDS: tuple[str, ...] = ("name", "instructions", "input", "scenarios")
 
 
+class Lines(_Strict):
+    """One-line texts per language: a task's rules, or its judge's rubric."""
+
+    en: tuple[str, ...] = ()
+    zh: tuple[str, ...] = ()
+
+
+RULES_HEADING = {"en": " Rules: ", "zh": "规则："}
+
+
+class Aliases(_Strict):
+    """Other names a person or a model may give a label, per language."""
+
+    en: tuple[str, ...] = ()
+    zh: tuple[str, ...] = ()
+
+
 class ClosedLabel(_Strict):
-    """One value of a closed set, in both languages. Missing languages are reported by the loader."""
+    """One value of a closed set, in both languages. Missing languages are reported by the loader. `aliases`: names
+    the metric reads as this label (a model that answers 口味 for 菜品 named the same aspect); references always use
+    the label itself."""
 
     en: str | None = None
     zh: str | None = None
+    aliases: Aliases = Field(default_factory=Aliases)
 
 
 class Constraint(_Strict):
@@ -93,6 +114,11 @@ class TaskSpec(_Strict):
     closed_sets: dict[str, list[ClosedLabel]] = Field(default_factory=dict)
     metric: MetricSpec
     scenarios: Scenarios
+    # Written rules (where a span starts, which amount is "the" amount, when a field is null): appended to every
+    # instruction paraphrase, so a model, an annotator and the synthesizer all read them.
+    rules: Lines = Field(default_factory=Lines)
+    # The LLM judge's rubric for a free-text task (training.judge): what a good answer does, one criterion a line.
+    judge: Lines = Field(default_factory=Lines)
     # Longer inputs or outputs are quarantined as `too_long`: a page of text is ~3,000 characters.
     max_chars: int = Field(default=DEFAULT_MAX_CHARS, ge=200)
     # For a `label` task: the share of each label (English text → weight) the synthesizer steers towards; uniform
@@ -122,6 +148,14 @@ class TaskSpec(_Strict):
         return self._expanded[lang]
 
     def _expand_instructions(self, lang: str) -> list[str]:
+        rules = getattr(self.rules, lang)
+        # One line, numbered: records store the expanded text, and normalization must leave it as it is.
+        tail = RULES_HEADING[lang] + " ".join(f"({n}) {rule}" for n, rule in enumerate(rules, 1)) if rules else ""
+        return [text + tail for text in self.paraphrases_for(lang)]
+
+    def paraphrases_for(self, lang: str) -> list[str]:
+        """The instruction paraphrases with `{set}` expanded, without the rules every one of them carries."""
+
         def expand(match: re.Match[str]) -> str:
             return LABEL_SEPARATOR[lang].join(self.labels(match.group(1), lang))
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import polars as pl
 import typer
 
 from cards.seed_stats import seed_stats
@@ -24,7 +25,8 @@ from cli import train as train_commands
 from cli.common import catalog_or_exit, project_or_exit
 from cli.tables import print_table
 from pipeline.build import BuildConfig, build
-from validation.records import validate_files
+from validation.adjudication import read_adjudications
+from validation.records import read_record_file, validate_files
 from validation.report import Report
 from validation.reviews import read_reviews
 
@@ -119,10 +121,11 @@ def validate(
     record_targets = [p for p in targets if p.exists() and p not in yaml_files]
     if catalog is not None:
         report.extend(validate_files(record_targets, catalog, settings.seeds_dir))
-        if not paths:  # the review decisions are data too
+        if not paths:  # the review decisions and the adjudication log are data too
             reviews = read_reviews(settings.reviews_dir, catalog)
-            report.files += reviews.files
-            report.failures.extend(reviews.problems)
+            adjudications = read_adjudications(settings.adjudication_dir, catalog)
+            report.files += reviews.files + adjudications.files
+            report.failures.extend(reviews.problems + adjudications.problems)
     elif record_targets:
         typer.echo("records not checked: the catalog they are checked against is invalid", err=True)
     typer.echo(report.to_json() if as_json else report.render())
@@ -139,6 +142,28 @@ def seeds_stats(as_json: JsonFlag = False) -> None:
         typer.echo(json.dumps(frame.to_dicts(), ensure_ascii=False, indent=2))
     else:
         print_table(frame.to_dicts(), title=f"seeds: {frame['records'].sum()} records")
+
+
+@seeds_app.command("blind")
+def seeds_blind(
+    task: Annotated[list[str], typer.Option(help="The task(s) whose gold records to export.")],
+    out: Annotated[Path, typer.Option(help="The JSONL file to write.")],
+    lang: Annotated[str | None, typer.Option(help="Only this language.")] = None,
+) -> None:
+    """A blind sheet for a second annotator: each gold record's id, task, language, instruction and input, never
+    its output. Annotations go to reviews/<annotator>.jsonl with verdict `annotate` (ANNOTATION.md, step 2)."""
+    catalog = catalog_or_exit()
+    seeds_dir = Settings.from_env().seeds_dir
+    rows = []
+    for task_id in task:
+        if task_id not in catalog:
+            raise typer.BadParameter(f"unknown task {task_id!r}", param_hint="--task")
+        frame = read_record_file(seeds_dir / f"{task_id}.jsonl", catalog).frame
+        gold = frame.filter((pl.col("role") == "gold") & (pl.col("lang") == lang if lang else pl.lit(True)))
+        rows += gold.select(pl.col("id").alias("record"), "task", "lang", "instruction", "input").to_dicts()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    typer.echo(f"{len(rows)} gold records, without their outputs, in {display_path(out)}")
 
 
 def main() -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import getpass
 import json
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from catalog.errors import display_path
 from cli.common import catalog_or_exit, fail, project_or_exit, settings
 from cli.tables import print_table
 
@@ -74,31 +73,51 @@ def register(app: typer.Typer) -> None:
 
     @app.command("agreement")
     def agreement_command(
-        name: Annotated[
-            str | None, typer.Option(help="The build to score against. Default: the project's name.")
-        ] = None,
+        show_open: Annotated[
+            bool, typer.Option("--open", help="List the disagreements the adjudication log has no line for.")
+        ] = False,
+        task: Annotated[str | None, typer.Option(help="Only this task.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     ) -> None:
-        """The human-agreement table: every blind annotation in reviews/ scored against the build's test split."""
-        from catalog.layout import release_path
-        from pipeline.build import release_agreement
-        from validation.reviews import read_reviews
+        """The human-agreement table from the repository's files: the blind annotations in reviews/ scored against
+        the gold seeds, before and after adjudication (adjudication/), with the disagreements still open."""
+        from validation.agreement import human_agreement, read_folder_annotations
 
-        catalog, where = catalog_or_exit(), settings()
-        release = release_path(where.build_dir, name or project_or_exit().name)
-        if not release.is_dir():
-            raise fail(f"no build at {display_path(release)}: run `anytasktune build` first")
-        reviews = read_reviews(where.reviews_dir, catalog)
-        result = release_agreement(release, reviews.annotations, catalog)
+        catalog = catalog_or_exit()
+        found = read_folder_annotations(catalog, settings())
+        if found.problems:
+            raise fail(f"{len(found.problems)} invalid line(s), run `anytasktune validate`; first: {found.problems[0]}")
+        annotations = found.annotations
+        if task is not None:
+            annotations = annotations.filter(annotations["task"] == task)
+        result = human_agreement(annotations, found.references, found.adjudications, catalog)
         if as_json:
             typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
             return
-        rows = [
-            {**r, "agreement": f"{r['agreement']:.3f}", "kappa": "" if r["kappa"] is None else f"{r['kappa']:.3f}"}
-            for r in result["table"]
-        ]
-        title = f"{result['annotations']} annotations, {result['scored']} of them on test records"
-        if rows:
-            print_table(rows, title=title)
-        else:
+        title = f"{result['annotations']} annotations, {result['scored']} of them on gold records"
+        if not result["table"]:
             typer.echo(title + ": no agreement to report yet")
+            return
+        print_table([agreement_row(r) for r in result["table"]], title=title)
+        if show_open:
+            for item in result["open"]:
+                typer.echo(json.dumps(item, ensure_ascii=False))
+        elif result["open"]:
+            typer.echo(f"{len(result['open'])} disagreement(s) not adjudicated yet: --open lists them", err=True)
+
+
+def agreement_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of the agreement table for printing: figures to three places, blanks for none, a kappa per field."""
+
+    def shown(value: Any) -> Any:
+        if isinstance(value, dict):
+            return ", ".join(f"{k} {shown(v)}" for k, v in value.items())
+        return ("" if value is None else f"{value:.3f}") if isinstance(value, float) or value is None else value
+
+    printed = {}
+    for key, value in row.items():
+        if key != "kappa_fields":
+            printed[key] = shown(value)
+        if key == "kappa":  # every row has the column, so the table lines up
+            printed["kappa_fields"] = shown(row.get("kappa_fields"))
+    return printed

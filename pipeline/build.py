@@ -37,7 +37,8 @@ from pipeline.hub_layout import write_release_readme
 from pipeline.normalize import normalized_text, without_controls
 from pipeline.recipe import write_recipe
 from pipeline.runs import Run, new_run, publish, recover
-from validation.agreement import agreement_table, scored_annotations
+from validation.adjudication import Adjudications, read_adjudications
+from validation.agreement import human_agreement
 from validation.keys import dedup_key_expr
 from validation.language import LINGUA_PENDING, language_problems
 from validation.near_dup import (
@@ -155,7 +156,8 @@ def build(
             placed = kept.select("file", "line", "task", "split", *(["split_group"] if keep_records else []))
             del kept
             records = _write_outputs(run, work, placed, every, unreadable, catalog, report, config, keep_records)
-            report["agreement"] = release_agreement(run.release, reviews.annotations, catalog)
+            adjudications = read_adjudications(settings.adjudication_dir, catalog)
+            report["agreement"] = release_agreement(run.release, reviews.annotations, adjudications, catalog)
             (run.release / BUILD_REPORT_FILE).write_text(
                 json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
             )
@@ -381,18 +383,18 @@ def apply_reviews(frame: pl.DataFrame, decisions: pl.DataFrame) -> pl.DataFrame:
     ).drop("verdict", "_fixed", "review", "detail")
 
 
-def release_agreement(release: Path, annotations: pl.DataFrame, catalog: Catalog) -> dict[str, Any]:
+def release_agreement(
+    release: Path, annotations: pl.DataFrame, adjudications: Adjudications, catalog: Catalog
+) -> dict[str, Any]:
     """The blind second annotations scored against the references just published (the test split only: the
-    benchmark), per task and language; annotations of records that are not in test are counted, not scored."""
+    benchmark), per task and language, before and after adjudication; annotations of records that are not in test
+    are counted, not scored."""
     if annotations.is_empty():
-        return {"annotations": 0, "scored": 0, "table": []}
-    wanted = annotations["record"].unique().implode()
+        return human_agreement(annotations, pl.DataFrame(), adjudications, catalog)
     tests = [release / split_path(spec.id, "test") for spec in catalog]
-    references = pl.concat(
-        [pl.scan_parquet(p).select("id", "output").filter(pl.col("id").is_in(wanted)) for p in tests if p.exists()]
-    ).collect()
-    scored = scored_annotations(annotations, references, catalog)
-    return {"annotations": annotations.height, "scored": scored.height, "table": agreement_table(scored, catalog)}
+    references = pl.concat([pl.scan_parquet(p).select("id", "output") for p in tests if p.exists()]).collect()
+    result = human_agreement(annotations, references, adjudications, catalog)
+    return {**result, "open": len(result["open"])}  # the report counts them; `anytasktune agreement` lists them
 
 
 def _review_summary(reviews: Reviews, index: pl.DataFrame) -> dict[str, Any]:

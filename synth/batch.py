@@ -171,6 +171,7 @@ class BatchJob:
     async def run(self) -> JobStats:
         """Rounds of check-what-is-cached and batch-what-is-not, until the targets are met."""
         import openai
+
         stats = JobStats()
         try:
             if (state := self.folder.state()) is not None:  # a batch of an earlier, interrupted job

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from cards.sections import human_agreement
 from catalog import Catalog
+from catalog.records import record_id
 from catalog.settings import DATA_DIR_VARIABLE, Settings
 from cli.main import app
 from pipeline.build import build
@@ -54,7 +55,7 @@ def test_the_build_scores_blind_annotations_of_the_test_split_and_the_card_print
                 "task": row["task"],
                 "lang": row["lang"],
                 "reviewer": "ines",
-                "time": f"2026-12-05T09:{minute:02d}:00Z",
+                "time": f"2026-12-05T{9 + minute // 60:02d}:{minute % 60:02d}:00Z",
                 "verdict": "annotate",
                 "output": answer,
             }
@@ -88,8 +89,106 @@ def test_the_build_scores_blind_annotations_of_the_test_split_and_the_card_print
     # One command recomputes it from the folder, without a build.
     printed = CliRunner().invoke(app, ["agreement", "--json"], env={DATA_DIR_VARIABLE: str(data)})
     assert printed.exit_code == 0, printed.output
-    assert json.loads(printed.output) == agreement
+    assert json.loads(printed.output)["table"] == agreement["table"]
 
     section = human_agreement(catalog, saved)
-    assert f"| {spec.code} | fin_intent | en | {len(pairs)} | {row['agreement']:.2f} | {row['kappa']:.2f} |" in section
+    assert (
+        f"| {spec.code} | fin_intent | en | {len(pairs)} | {row['agreement']:.2f} | {row['kappa']:.2f} | "
+        f"{row['disagreements']} | {row['adjudicated']:.2f} |"
+    ) in section
     assert "No blind second annotations" in human_agreement(catalog, {"agreement": {"table": []}})
+
+
+def _fixture_folder(tmp_path: Path, catalog: Catalog) -> tuple[Path, list[dict[str, str]], list[str]]:
+    """A data folder whose fin_intent seeds are five English gold records, and five other labels for them."""
+    data = tmp_path / "data"
+    shutil.copytree(DATA / "tasks", data / "tasks")
+    rows = [json.loads(line) for line in (DATA / "seeds" / "fin_intent.jsonl").read_text("utf-8").splitlines()]
+    gold = [r for r in rows if r["role"] == "gold" and r["lang"] == "en"][:5]
+    labels = catalog.get("fin_intent").labels("intent", "en")
+    others = [next(x for x in labels if x != r["output"]) for r in gold]
+    write_jsonl(data / "seeds" / "fin_intent.jsonl", gold)
+    return data, gold, others
+
+
+def _annotation(record: dict[str, str], output: str, reviewer: str, minute: int) -> dict[str, str]:
+    return {
+        "record": record_id("fin_intent", "en", record["input"]),
+        "task": "fin_intent",
+        "lang": "en",
+        "reviewer": reviewer,
+        "time": f"2026-12-07T10:{minute:02d}:00Z",
+        "verdict": "annotate",
+        "output": output,
+    }
+
+
+def test_the_agreement_command_reports_before_and_after_adjudication_from_the_folder(
+    tmp_path: Path, catalog: Catalog
+) -> None:
+    data, gold, others = _fixture_folder(tmp_path, catalog)
+    ids = [record_id("fin_intent", "en", r["input"]) for r in gold]
+    # ines agrees on records 0 and 1 and disagrees on 2, 3 and 4; jo disagrees on 1 and nobody has looked at it.
+    answers = [gold[0]["output"], gold[1]["output"], others[2], others[3], others[4]]
+    annotations = [_annotation(r, a, "ines", i) for i, (r, a) in enumerate(zip(gold, answers, strict=True))]
+    annotations.append(_annotation(gold[1], others[1], "jo", 30))
+    write_jsonl(data / "reviews" / "annotations.jsonl", annotations)
+
+    def entry(index: int, outcome: str, **extra: str) -> dict[str, str]:
+        return {
+            "record": ids[index], "task": "fin_intent", "lang": "en", "outcome": outcome,
+            "reason": "looked again", "by": "ada", "time": "2026-12-07T11:00:00Z", **extra,
+        }  # fmt: skip
+
+    # 2 kept (ines was wrong); 3 fixed: the reference becomes ines's label; 4 dropped from the seeds.
+    write_jsonl(
+        data / "adjudication" / "fin_intent.jsonl",
+        [entry(2, "kept"), entry(3, "fixed", before=gold[3]["output"]), entry(4, "dropped", before=gold[4]["output"])],
+    )
+    write_jsonl(data / "seeds" / "fin_intent.jsonl", [gold[0], gold[1], gold[2], {**gold[3], "output": others[3]}])
+    env = {DATA_DIR_VARIABLE: str(data)}
+    assert CliRunner().invoke(app, ["validate"], env=env).exit_code == 0
+
+    printed = CliRunner().invoke(app, ["agreement", "--json"], env=env)
+    assert printed.exit_code == 0, printed.output
+    result = json.loads(printed.output)
+    row = next(r for r in result["table"] if (r["task"], r["lang"]) == ("fin_intent", "en"))
+    # Before adjudication, 2 of 6 annotations agree; ines's 3 disagreements are adjudicated, jo's is open.
+    assert row["annotations"] == 6 and row["agreement"] == pytest.approx(2 / 6)
+    assert (row["disagreements"], row["kept"], row["fixed"], row["dropped"], row["open"]) == (4, 1, 1, 1, 1)
+    # After it: record 4 is gone, record 3's reference is ines's answer: 3 of 5 agree.
+    assert row["adjudicated"] == pytest.approx(3 / 5)
+    assert [(o["record"], o["reviewer"]) for o in result["open"]] == [(ids[1], "jo")]
+    table = CliRunner().invoke(app, ["agreement", "--open"], env=env)
+    assert ids[1] in table.output and "0.333" in table.output and "0.600" in table.output
+
+
+def test_adjudication_lines_are_checked_and_the_blind_sheet_holds_no_answer(tmp_path: Path, catalog: Catalog) -> None:
+    data, gold, _ = _fixture_folder(tmp_path, catalog)
+    ids = [record_id("fin_intent", "en", r["input"]) for r in gold]
+    base = {"task": "fin_intent", "lang": "en", "reason": "r", "by": "ada", "time": "2026-12-07T11:00:00Z"}
+    write_jsonl(
+        data / "adjudication" / "log.jsonl",
+        [
+            {**base, "record": ids[0], "outcome": "maybe"},
+            {**base, "record": ids[1], "outcome": "fixed"},  # no `before`: the raw agreement could not be recomputed
+            "{not json",
+            {**base, "record": ids[2], "outcome": "kept", "lang": "fr"},
+        ],
+    )
+    env = {DATA_DIR_VARIABLE: str(data)}
+    checked = CliRunner().invoke(app, ["validate"], env=env)
+    assert checked.exit_code == 1
+    name = "log.jsonl"
+    for line, field in ((1, "outcome"), (2, "before"), (3, None), (4, "lang")):
+        assert any(name in x and f":{line}" in x and (field is None or field in x) for x in checked.output.splitlines())
+    refused = CliRunner().invoke(app, ["agreement"], env=env)
+    assert refused.exit_code == 1 and "invalid line" in refused.output
+
+    sheet = tmp_path / "sheet.jsonl"
+    made = CliRunner().invoke(app, ["seeds", "blind", "--task", "fin_intent", "--out", str(sheet)], env=env)
+    assert made.exit_code == 0, made.output
+    rows = [json.loads(line) for line in sheet.read_text("utf-8").splitlines()]
+    assert [r["record"] for r in rows] == ids
+    assert all(set(r) == {"record", "task", "lang", "instruction", "input"} for r in rows)
+    assert [r["input"] for r in rows] == [g["input"] for g in gold]

@@ -26,7 +26,7 @@ from catalog.layout import SPLITS, config_files, read_recipe
 from catalog.records import compact_json
 from catalog.settings import Settings
 from pipeline.build import build
-from tests.conftest import DATA
+from tests.conftest import DATA, sample_seeds
 from validation.release_data import read_release
 
 CONTEXT = CardContext("anytasktune", "v1.2.0", "2025-03-01", "acme/anytasktune")
@@ -37,7 +37,7 @@ def release(tmp_path_factory: pytest.TempPathFactory, catalog: Catalog) -> Path:
     """The real seeds built into a scratch folder, with the card files written into it."""
     data = tmp_path_factory.mktemp("data")
     shutil.copytree(DATA / "tasks", data / "tasks")
-    shutil.copytree(DATA / "seeds", data / "seeds")
+    shutil.copytree(sample_seeds(), data / "seeds")
     folder = build(catalog, Settings(data)).release
     write_card_files(folder, catalog, CONTEXT)
     return folder
@@ -56,7 +56,8 @@ def test_yaml_header_has_the_hub_fields_and_keeps_configs_and_dataset_info(
     assert data["language"] == ["en", "zh"]
     assert data["multilinguality"] == "multilingual"
     assert data["license"] == "apache-2.0"
-    assert data["size_categories"] == "1K<n<10K"
+    published = read_release(release, catalog).height
+    assert data["size_categories"] == ("n<1K" if published < 1000 else "1K<n<10K")
     assert data["task_categories"] == ["text-generation", "text-classification"]  # label tasks classify
     assert {"medical", "legal", "customer-service", "bilingual"} <= set(data["tags"])
     assert "synthetic" not in data["tags"]  # hand-written seeds only
@@ -102,7 +103,8 @@ def test_task_details_hold_every_instruction_the_labels_and_one_example_per_lang
     for spec in catalog:
         section = details.split(f"<code>{spec.id}</code>", 1)[1].split("</details>", 1)[0]
         for lang, title in (("en", "English"), ("zh", "中文")):
-            assert all(text in section for text in spec.instructions_for(lang))
+            assert all(text in section for text in spec.paraphrases_for(lang))
+            assert all(f". {rule}" in section for rule in getattr(spec.rules, lang))  # once, not once a paraphrase
             for name in spec.closed_sets:
                 assert all(label in section for label in spec.labels(name, lang))
             record_id = section.split(f"**{title}** (`", 1)[1].split("`", 1)[0]
@@ -289,8 +291,9 @@ def test_the_recipe_in_the_release_rebuilds_the_same_parquet(
     assert sorted(p.name for p in (release / "recipe" / "tasks").iterdir()) == [f"{t.id}.yaml" for t in catalog]
     data = tmp_path / "again"
     shutil.copytree(release / "recipe" / "tasks", data / "tasks")
+    built_from = release.parents[1]  # the data folder the release was built from: <data>/build/<name>
     for item in recipe["inputs"]:  # the inputs at hand are the ones the recipe names
-        source = DATA / item["path"]
+        source = built_from / item["path"]
         assert hashlib.sha256(source.read_bytes()).hexdigest() == item["sha256"], item["path"]
         assert source.read_bytes().count(b"\n") == item["lines"]
         (data / item["path"]).parent.mkdir(parents=True, exist_ok=True)
@@ -318,7 +321,20 @@ def test_the_card_has_per_column_statistics_and_label_shares_from_the_data(
     )
     shares = columns["`fin_intent`"]
     total = records.filter(pl.col("task") == "fin_intent").height  # one label per record
-    assert f"| {total:,} |" in shares and "(+7 more)" in shares  # 15 labels, the eight most frequent shown
+    distinct = (
+        records.filter(pl.col("task") == "fin_intent")
+        .select(
+            pl.col("output").replace_strict(
+                {
+                    z: e
+                    for e, z in zip(*(catalog.get("fin_intent").labels("intent", x) for x in ("en", "zh")), strict=True)
+                },
+                default=pl.col("output"),
+            )
+        )["output"]
+        .n_unique()
+    )
+    assert f"| {total:,} |" in shares and f"(+{distinct - 8} more)" in shares  # the eight most frequent shown
     assert "`psy_support_reply`" not in columns  # free text: no labels
 
 

@@ -118,6 +118,19 @@ def test_a_closed_set_empty_in_one_language_is_named(data_dir: Path, edit_task) 
     assert any("closed_sets.sentiment: closed set is empty in zh" in p for p in problems)
 
 
+def test_an_alias_that_names_another_label_is_named(data_dir: Path, edit_task) -> None:
+    def clash(spec: dict) -> None:
+        aspects = spec["closed_sets"]["aspect"]
+        aspects[1]["aliases"] = {"en": ["Food and drink"], "zh": ["口味"]}  # a label, and another label's alias
+
+    edit_task("con_aspect_scoring", clash)
+    problems = _problems(data_dir)
+    assert any(
+        "closed_sets.aspect.1.aliases.en: alias 'Food and drink' already names 'Food and drink'" in p for p in problems
+    )
+    assert any("closed_sets.aspect.1.aliases.zh: alias '口味' already names '菜品'" in p for p in problems)
+
+
 def test_broken_yaml_names_its_line(data_dir: Path) -> None:
     path = data_dir / "tasks" / "fin_intent.yaml"
     lines = path.read_text().splitlines()
@@ -163,8 +176,15 @@ def _one_language(document: dict, lang: str) -> dict:
     for field in ("name", "instructions", "input", "scenarios"):
         cut[field] = {lang: document[field][lang]}
     cut["closed_sets"] = {
-        name: [{lang: label[lang]} for label in labels] for name, labels in document.get("closed_sets", {}).items()
+        name: [
+            {lang: label[lang], **({"aliases": {lang: label["aliases"].get(lang, [])}} if "aliases" in label else {})}
+            for label in labels
+        ]
+        for name, labels in document.get("closed_sets", {}).items()
     }
+    for field in ("rules", "judge"):  # optional per-language lines
+        if field in document:
+            cut[field] = {lang: document[field].get(lang, [])}
     return cut
 
 
@@ -187,6 +207,7 @@ def test_a_task_names_what_its_languages_lack_or_what_it_has_beyond_them(data_di
     def drop_chinese(spec: dict) -> None:
         for field in ("name", "instructions", "input", "scenarios"):
             del spec[field]["zh"]
+        spec.pop("rules", None)
 
     edit_task("fin_intent", drop_chinese)
     problems = _problems(data_dir)

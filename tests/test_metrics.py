@@ -8,9 +8,11 @@ import pytest
 
 from catalog import Catalog
 from catalog.records import compact_json
-from validation.lenient_json import parse_json_lenient
+from catalog.text_units import text_units
+from validation.lenient_json import parse_json_lenient, strip_fences, strip_reasoning
 from validation.metrics import (
     accuracy,
+    as_number,
     aspect_score_f1,
     field_f1,
     mbti_dimension_accuracy,
@@ -19,8 +21,8 @@ from validation.metrics import (
     score,
     sentence_range,
     set_f1,
+    span_f1,
 )
-from validation.text_units import text_units
 
 
 def test_chinese_is_compared_character_by_character_and_english_word_by_word() -> None:
@@ -158,3 +160,100 @@ def test_label_and_text_tasks_score_through_the_spec(catalog: Catalog) -> None:
     assert score(catalog.get("rp_mbti_identify"), " INTJ\n", "INTJ") == 1.0
     assert score(catalog.get("med_standardize"), "患者头痛三天", "头痛3天") == pytest.approx(0.6)
     assert mbti_dimension_accuracy("INTJ", "INFJ") == pytest.approx(0.75)
+
+
+def test_span_f1_gives_partial_credit_for_other_boundaries_in_english() -> None:
+    reference = ["very disappointed", "arrived late", "great value"]
+    predicted = ["disappointed", "arrived late", "cheap"]
+    # disappointed ↔ very disappointed: unit F1 2·(1·½)/(1+½) = 2/3; arrived late exact 1; cheap matches nothing.
+    # Credit 5/3 over 3 and 3: P = R = 5/9, F = 5/9.
+    assert span_f1(predicted, reference) == pytest.approx(5 / 9)
+    assert set_f1(predicted, reference) == pytest.approx(1 / 3)  # exact matching gave the near miss nothing
+    # One shared word of three is below the match threshold (unit F1 0.4): no credit.
+    assert span_f1(["arrived very slowly"], ["arrived late"]) == 0.0
+    assert span_f1([], []) == 1.0 and span_f1(["x"], []) == 0.0 and span_f1("x", ["x"]) == 0.0
+
+
+def test_span_f1_chinese_at_character_level_pairs_one_to_one() -> None:
+    # 失望 in 太失望了: 2 of 4 characters, F1 2/3; 物流很快 exact. Credit 5/3 over 2 and 2: F = 5/6.
+    assert span_f1(["失望", "物流很快"], ["太失望了", "物流很快"]) == pytest.approx(5 / 6)
+    # Sharing one character (不) of three is no match.
+    assert span_f1(["不好吃"], ["不新鲜"]) == 0.0
+    # Two predictions cannot both claim one reference span: the closer one takes it, the other is a false positive.
+    # 很失望 ↔ 太失望了: overlap 2, F1 2·(2/3·2/4)/(2/3+2/4) = 4/7; 失望了 ↔ 太失望了: overlap 3, F1 6/7 wins.
+    assert span_f1(["很失望", "失望了"], ["太失望了"]) == pytest.approx(2 * (6 / 7 / 2) * (6 / 7) / (6 / 7 / 2 + 6 / 7))
+
+
+def test_field_f1_compares_numbers_as_numbers() -> None:
+    reference = {"amount": 3856.2, "currency": "USD"}
+    assert field_f1({"amount": "3856.20", "currency": "USD"}, reference) == 1.0
+    assert field_f1({"amount": "3,856.2", "currency": "USD"}, reference) == 1.0
+    assert field_f1({"amount": 3856.3, "currency": "USD"}, reference) == pytest.approx(0.5)  # near is not equal
+    assert (
+        field_f1({"金额": None, "amount": "3856", "currency": "USD"}, {"amount": "3856.00", "currency": "USD"}) == 1.0
+    )
+    assert as_number(True) is None and as_number("12万") is None and as_number("-1,000.5") == -1000.5
+
+
+def test_followup_scores_both_the_missing_items_and_the_questions(catalog: Catalog) -> None:
+    spec = catalog.get("med_followup")
+    reference = compact_json(
+        {"missing": ["用药情况", "既往史"], "questions": ["您最近在吃什么药？", "以前有过类似情况吗？"]}
+    )
+    missing = json.loads(reference)["missing"]
+    right_items_no_questions = compact_json({"missing": missing, "questions": ["请多喝水"]})
+    both = compact_json({"missing": missing, "questions": ["您最近在吃什么药？", "以前有过类似情况吗？"]})
+    assert score(spec, both, reference) == 1.0
+    # missing right (1), questions: 请多喝水 shares no character with either reference question (0): mean 0.5.
+    assert score(spec, right_items_no_questions, reference) == pytest.approx(0.5)
+
+
+def test_reasoning_blocks_are_not_the_answer(catalog: Catalog) -> None:
+    spec = catalog.get("fin_news_sentiment")
+    reference = compact_json({"sentiment": "正面", "reason": "利润大增"})
+    draft = '<think>Maybe {"sentiment": "负面", "reason": "x"}? No.</think>\n{"sentiment": "正面", "reason": "y"}'
+    assert score(spec, draft, reference) == 1.0
+    # A template that opened the block in the prompt: only the closing tag is in the answer.
+    assert score(spec, 'draft {"sentiment": "负面"}</think>{"sentiment": "正面"}', reference) == 1.0
+    # A block that never closes is all draft: nothing was answered.
+    assert score(spec, '<think>{"sentiment": "正面", "reason": "y"}', reference) == 0.0
+    assert strip_reasoning("<Thinking>a</Thinking>答案") == "答案"
+    assert strip_fences("<think>```x```</think>\n```\nINTJ\n```") == "INTJ"
+
+
+def test_every_fenced_block_is_tried_in_turn(catalog: Catalog) -> None:
+    spec = catalog.get("fin_news_sentiment")
+    reference = compact_json({"sentiment": "positive", "reason": "profit up"})
+    answer = 'Plan:\n```text\nread, then answer\n```\nAnswer:\n```json\n{"sentiment": "positive", "reason": "r"}\n```'
+    assert score(spec, answer, reference) == 1.0
+    assert parse_json_lenient('```\n[1]\n```\n```json\n{"a": 2}\n```', dict) == {"a": 2}
+    assert parse_json_lenient('```\nnot json\n```\nthen {"a": 3}', dict) == {"a": 3}  # outside any fence
+
+
+def test_aspects_are_scored_by_canonical_name_with_their_aliases(catalog: Catalog) -> None:
+    spec = catalog.get("con_aspect_scoring")
+    reference = compact_json(
+        {
+            "aspects": [
+                {"aspect": "菜品", "score": 90, "reason": "好吃"},
+                {"aspect": "服务", "score": 30, "reason": "慢"},
+            ]
+        }
+    )
+    # 口味 is an alias of 菜品 and 服务态度 of 服务: both aspects match; credit 0.9 + 1.0 over 2 and 2.
+    synonyms = '{"aspects":[{"aspect":"口味","score":80,"reason":"r"},{"aspect":"服务态度","score":30,"reason":"r"}]}'
+    assert score(spec, synonyms, reference) == pytest.approx(0.95)
+    # Without the aliases, the same answer matches nothing: what exact names did to the seeds' own 口味/菜品.
+    assert aspect_score_f1(json.loads(synonyms)["aspects"], json.loads(reference)["aspects"]) == 0.0
+    english = compact_json({"aspects": [{"aspect": "Price and value", "score": 20, "reason": "r"}]})
+    assert score(spec, '{"aspects":[{"aspect":"value for money","score":20,"reason":"r"}]}', english) == 1.0
+    assert score(spec, '{"aspects":[{"aspect":"vibes","score":20,"reason":"r"}]}', english) == 0.0
+
+
+def test_a_closed_set_label_given_by_an_alias_counts_for_the_label_in_any_format(catalog: Catalog) -> None:
+    spec = catalog.get("fin_intent")
+    labels = spec.closed_sets["intent"]
+    aliased = labels[0].model_copy(update={"aliases": type(labels[0].aliases)(en=("lost card",), zh=("丢卡",))})
+    edited = spec.model_copy(update={"closed_sets": {"intent": [aliased, *labels[1:]]}})
+    assert score(edited, "Lost card", labels[0].en) == 1.0 and score(spec, "Lost card", labels[0].en) == 0.0
+    assert score(edited, "丢卡", labels[0].zh) == 1.0

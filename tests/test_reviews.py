@@ -19,7 +19,7 @@ from catalog.records import record_id
 from catalog.settings import DATA_DIR_VARIABLE, Settings
 from cli.main import app
 from pipeline.build import build
-from tests.conftest import DATA, seed_records
+from tests.conftest import DATA, sample_seeds, seed_records
 from validation.release_data import read_release
 
 LABEL_TASKS = ("fin_intent", "rp_mbti_identify")  # format `label`: a fix is another label of the set
@@ -28,7 +28,7 @@ LABEL_TASKS = ("fin_intent", "rp_mbti_identify")  # format `label`: a fix is ano
 def _folder(root: Path) -> Path:
     data = root / "data"
     shutil.copytree(DATA / "tasks", data / "tasks")
-    shutil.copytree(DATA / "seeds", data / "seeds")
+    shutil.copytree(sample_seeds(), data / "seeds")
     (data / "reviews").mkdir()
     return data
 
@@ -54,7 +54,11 @@ def _another_label(catalog: Catalog, record: dict[str, Any], rng: random.Random)
 def test_decisions_on_hundreds_of_records_are_applied_and_the_latest_wins(tmp_path: Path, catalog: Catalog) -> None:
     rng = random.Random(7)
     data = _folder(tmp_path)
-    records = [r for task in (t.id for t in catalog) for r in seed_records(task)]
+    records = [
+        json.loads(line)
+        for path in sorted((data / "seeds").glob("*.jsonl"))
+        for line in path.read_text("utf-8").splitlines()
+    ]
     chosen = rng.sample(records, 300)
     decisions, final = [], {}
     for minute, record in enumerate(chosen):

@@ -6,16 +6,21 @@ the model wrote, read leniently (code fences, text around the JSON) and scored 0
 
 from __future__ import annotations
 
+import math
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from catalog.spec import MetricSpec, TaskSpec
+from catalog.text_units import text_units, unit_key
 from validation.lenient_json import parse_json_lenient, strip_fences
 from validation.outputs import parse_output
-from validation.text_units import text_units, unit_key
 
 MBTI_LETTERS = 4
+SPAN_MATCH_MIN = 0.5  # the least unit F1 at which two spans are the same span found with other boundaries
+# A number as a text: digits with an optional sign, thousands commas and decimals ("3,856.20", "-12", "0.5").
+_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
 
 
 def read_prediction(spec: TaskSpec, prediction: str) -> Any | None:
@@ -27,11 +32,41 @@ def read_prediction(spec: TaskSpec, prediction: str) -> Any | None:
 
 
 def score(spec: TaskSpec, prediction: str, reference: str) -> float:
-    """The task's metric for one record."""
+    """The task's metric for one record, a closed-set label named by one of its aliases read as the label."""
     value = read_prediction(spec, prediction)
     if value is None:
         return 0.0
-    return metric_score(spec.metric, value, parse_output(spec, reference))
+    return metric_score(spec.metric, with_labels_for_aliases(spec, value), parse_output(spec, reference))
+
+
+def with_labels_for_aliases(spec: TaskSpec, value: Any) -> Any:
+    """`value` with each text the schema takes from a closed set, where it is an alias of a label (compared by
+    units), replaced by that label in the alias's language."""
+    names = {
+        name: {
+            unit_key(alias): getattr(label, lang)
+            for label in labels
+            for lang in spec.languages
+            for alias in getattr(label.aliases, lang)
+        }
+        for name, labels in spec.closed_sets.items()
+        if any(label.aliases.en or label.aliases.zh for label in labels)
+    }
+    return _relabel(spec.output.schema_, value, names) if names else value
+
+
+def _relabel(schema: Any, value: Any, names: dict[str, dict[str, str]]) -> Any:
+    if not isinstance(schema, dict):
+        return value
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and isinstance(value, str):
+        return names.get(ref.rsplit("/", 1)[-1], {}).get(unit_key(value), value)
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        return {k: _relabel(properties.get(k), v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_relabel(schema.get("items"), v, names) for v in value]
+    return value
 
 
 def metric_score(metric: MetricSpec, predicted: Any, reference: Any) -> float:
@@ -68,6 +103,43 @@ def set_f1(predicted: Any, reference: Any) -> float:
     pred = {unit_key(v) for v in predicted if isinstance(v, str) and unit_key(v)}
     ref = {unit_key(v) for v in reference if isinstance(v, str) and unit_key(v)}
     return f1(len(pred & ref), len(pred), len(ref))
+
+
+def span_f1(predicted: Any, reference: Any) -> float:
+    """Sets of free-text spans with partial credit. Spans pair off one to one, the most alike pair first (ties by
+    position); a pair earns its unit F1 (characters for Chinese, words otherwise) when that is at least
+    SPAN_MATCH_MIN, so "very disappointed" found as "disappointed" earns 2/3 and 太失望了 found as 失望 earns 2/3,
+    while two spans that share only a word or a character earn nothing. F1 over the summed credit."""
+    if not isinstance(predicted, list) or not isinstance(reference, list):
+        return 0.0
+    pred = list(dict.fromkeys(unit_key(v) for v in predicted if isinstance(v, str) and unit_key(v)))
+    ref = list(dict.fromkeys(unit_key(v) for v in reference if isinstance(v, str) and unit_key(v)))
+    pairs = sorted(
+        ((unit_f1(p, r), i, j) for i, p in enumerate(pred) for j, r in enumerate(ref)),
+        key=lambda pair: (-pair[0], pair[1], pair[2]),
+    )
+    used_pred: set[int] = set()
+    used_ref: set[int] = set()
+    credit = 0.0
+    for similarity, i, j in pairs:
+        if similarity < SPAN_MATCH_MIN:
+            break
+        if i not in used_pred and j not in used_ref:
+            used_pred.add(i)
+            used_ref.add(j)
+            credit += similarity
+    return f1(credit, len(pred), len(ref))
+
+
+def as_number(value: Any) -> float | None:
+    """A JSON number, or a text that is only a number ("3856.20", "3,856.2"), as a float; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return float(value.strip().replace(",", ""))
+    return None
 
 
 def unit_f1(predicted: str, reference: str) -> float:
@@ -119,15 +191,16 @@ def _empty(value: Any) -> bool:
 def _field_credit(predicted: Any, reference: Any) -> float:
     if isinstance(reference, list):
         return set_f1(predicted if isinstance(predicted, list) else [str(predicted)], reference)
-    numbers = (int, float)
-    if isinstance(reference, numbers) and isinstance(predicted, numbers) and not isinstance(predicted, bool):
-        return float(abs(float(predicted) - float(reference)) < 1e-9)
+    predicted_number, reference_number = as_number(predicted), as_number(reference)
+    if predicted_number is not None and reference_number is not None:
+        return float(math.isclose(predicted_number, reference_number, rel_tol=1e-9, abs_tol=1e-9))
     return unit_f1(str(predicted), str(reference))
 
 
 def field_f1(predicted: Any, reference: Any) -> float:
     """Fixed-key objects: each non-empty field is one item. A predicted field earns its value's similarity to the
-    reference (unit F1 for text, set F1 for lists, equality for numbers); precision divides the credit by the predicted
+    reference (unit F1 for text, set F1 for lists, equality for numbers, a number written as text included: 3856.2
+    and "3856.20" are equal, 3856.2 and 3856.3 are not); precision divides the credit by the predicted
     non-empty fields (unknown keys count), recall by the reference's non-empty fields."""
     if not isinstance(predicted, dict) or not isinstance(reference, dict):
         return 0.0
@@ -186,6 +259,7 @@ def mbti_dimension_accuracy(predicted: str, reference: str) -> float:
 _METRICS: dict[str, Callable[[Any, Any], float]] = {
     "accuracy": accuracy,
     "set_f1": set_f1,
+    "span_f1": span_f1,
     "field_f1": field_f1,
     "rouge_l": rouge_l,
     "rouge_l_best_match": rouge_l_best_match,

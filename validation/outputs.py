@@ -131,6 +131,9 @@ def output_labels(spec: TaskSpec, lang: str, output: str) -> list[str]:
 def _canonical(spec: TaskSpec, sets: list[str], lang: str, values: list[Any]) -> list[str]:
     labels = []
     for value in values:
+        if isinstance(value, dict):  # labels inside a list of objects (an aspect and its score)
+            labels.extend(_canonical(spec, sets, lang, list(value.values())))
+            continue
         for set_name in sets:
             if isinstance(value, str) and (label := spec.canonical_label(set_name, lang, value)) is not None:
                 labels.append(label)

@@ -270,13 +270,22 @@ def is_trusted(path: Path, seeds_dir: Path) -> bool:
 
 
 def validate_files(paths: Iterable[Path], catalog: Catalog, seeds_dir: Path) -> Report:
-    """Read and check each record file; one report for all of them."""
+    """Read and check each record file, then the seed files together for leakage (validation.leakage); one report
+    for all of them."""
+    from validation.leakage import seed_leaks  # near_dup brings NumPy's hashing: only validate needs it here
+
     report = Report()
+    seeds = []
     for path in record_files(paths):
-        loaded = read_record_file(path, catalog, trusted=is_trusted(path, seeds_dir))
+        trusted = is_trusted(path, seeds_dir)
+        loaded = read_record_file(path, catalog, trusted=trusted)
         report.files += 1
         report.records += loaded.frame.height + len({(p.file, p.line) for p in loaded.problems})
         report.failures.extend(loaded.problems)
         report.failures.extend(loaded.overridden)
         report.failures.extend(check_frame(loaded.frame, catalog))
+        if trusted:
+            seeds.append(loaded.frame)
+    if seeds:  # across the seed files: a gold record leaks into another task's exemplar as easily as its own
+        report.failures.extend(seed_leaks(pl.concat(seeds)))
     return report

@@ -86,13 +86,12 @@ def read_reviews(folder: Path, catalog: Catalog) -> Reviews:
     return reviews
 
 
-def parse_decision(
-    line: str, catalog: Catalog, name: str, number: int
-) -> tuple[dict[str, Any] | None, list[Problem]]:
+def parse_decision(line: str, catalog: Catalog, name: str, number: int) -> tuple[dict[str, Any] | None, list[Problem]]:
     """One line of a reviews file: the decision (or annotation) it holds, or the problems that make it none.
 
     The review app runs every line it is about to append through here, so it never writes one the build refuses.
     """
+
     def problem(field_name: str | None, reason: str, record: str | None = None) -> Problem:
         return Problem(name, number, field_name, reason, record)
 

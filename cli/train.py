@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +11,7 @@ import typer
 
 from catalog.settings import Settings
 from cli.common import catalog_or_exit, fail, project_or_exit, split_values
+from cli.tables import print_table
 
 RELEASE_HELP = "Release folder in Hub layout, or a Hub dataset repo id (owner/name)."
 TASKS_HELP = "Task ids, codes or domains, or 'all' (repeat the option or separate with commas)."
@@ -70,7 +72,29 @@ def train_command(
         result = train(run_config, catalog_or_exit())
     except (DataError, ValueError, OSError) as err:
         raise _fail(str(err)) from None
+    from training.execution import is_main_process
+
+    if not is_main_process():  # one report for a multi-process run, not one per rank
+        return
     typer.echo(f"adapter: {result.adapter_dir}  ({result.train_records} training records)")
+    if result.too_long:
+        typer.echo(
+            f"left out: {result.too_long} training records longer than max_length {run_config.max_length} "
+            "(their answers would be cut); raise max_length to keep them",
+            err=True,
+        )
+    general = result.general
+    if general and general.file and general.wanted:
+        short = ""
+        if general.mixed < general.wanted:
+            short = f"; the set holds fewer than the {general.wanted} its share asks for"
+        typer.echo(f"general: {general.mixed} records of {general.file} mixed in{short}")
+    if result.schedule:
+        s = result.schedule
+        typer.echo(
+            f"schedule: {s.steps} optimizer steps ({s.epochs:.2f} epochs, sized by {s.sized_by}), accumulation "
+            f"{s.accumulation}, warmup {s.warmup_steps}, loss logged every {s.logging_steps}"
+        )
     if result.throughput:
         typer.echo(f"throughput: {result.throughput.line()}")
 
@@ -92,6 +116,14 @@ def eval_command(
             "in --model, when it is a local folder.",
         ),
     ] = None,
+    tuned: Annotated[
+        bool,
+        typer.Option(
+            "--tuned",
+            help="The endpoint serves a task-tuned model (vLLM with a LoRA adapter, a merged model): its matrix row is "
+            "a tuned one. Without it an endpoint's model is a base model, listed first.",
+        ),
+    ] = False,
     tasks: Annotated[list[str] | None, typer.Option("--tasks", help=TASKS_HELP)] = None,
     langs: Annotated[str, typer.Option(help="Languages to evaluate: en, zh or en,zh (each task's own).")] = "en,zh",
     release: Annotated[str | None, typer.Option(help=RELEASE_HELP + " Default: the data folder's build.")] = None,
@@ -103,8 +135,17 @@ def eval_command(
     batch_size: Annotated[int, typer.Option(help="Prompts per generation batch (local) or requests in flight.")] = 8,
     max_new_tokens: Annotated[int, typer.Option(help="Longest reply generated.")] = 512,
     limit: Annotated[int | None, typer.Option(help="At most this many test records per task and language.")] = None,
+    judge_endpoint: Annotated[
+        str | None,
+        typer.Option(help="Base URL of an OpenAI-compatible API whose model grades free-text answers by rubric."),
+    ] = None,
+    judge_model: Annotated[str | None, typer.Option(help="The judge's model name (needs --judge-endpoint).")] = None,
+    judge_key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the judge endpoint's API key.")
+    ] = "OPENAI_API_KEY",
 ) -> None:
-    """Greedy generation on each selected task's test split, scored by the task's metric (per task and language).
+    """Greedy generation on each selected task's test split, scored by the task's metric (per task and language);
+    with --judge-endpoint, free-text tasks are also graded by an LLM judge against their rubric.
 
     Writes <out>/<name>/predictions.jsonl (resumable: done records are skipped on a rerun) and scores.json.
     """
@@ -127,7 +168,8 @@ def eval_command(
         raise _fail(str(err)) from None
     if limit is not None:
         records = records.filter(pl.int_range(pl.len()).over("task", "lang") < limit)
-    kind = "endpoint" if endpoint else ("adapter" if adapter else "base")
+    # What the model is decides its row (base models first), not how it is reached.
+    kind = "adapter" if adapter else ("tuned" if tuned else "base")
     run_name = name or _default_name(model, adapter, endpoint)
     stops: list[str] = []
     if endpoint:
@@ -141,7 +183,8 @@ def eval_command(
         generation={"greedy": True, "max_new_tokens": max_new_tokens, "stop": stops},
         prompt_format=PROMPT_FORMAT,
     )
-    run = EvalRun(run_name, kind, model, str(adapter) if adapter else None, fingerprint)
+    backend = "endpoint" if endpoint else "local"
+    run = EvalRun(run_name, kind, model, str(adapter) if adapter else None, fingerprint, backend)
     if endpoint:
         from training.endpoint import EndpointError, endpoint_predictor
 
@@ -160,13 +203,36 @@ def eval_command(
         predict = local_predictor(loaded, tokenizer, batch_size, max_new_tokens)
         errors = ()
         chunk = max(64, 8 * batch_size)  # generation sorts a chunk by length: larger chunks pad less
+    judge = _judge_or_exit(judge_endpoint, judge_model, judge_key_env, batch_size)
+    if judge is not None:
+        from training.endpoint import EndpointError
+
+        errors = (*errors, EndpointError)
     try:
-        summary = evaluate(catalog, records, predict, run, out / run_name, chunk_size=chunk)
+        summary = evaluate(catalog, records, predict, run, out / run_name, chunk_size=chunk, judge=judge)
     except errors as err:
-        raise _fail(f"{err} (predictions made so far are kept; rerun to resume)") from None
+        raise _fail(f"{err} (predictions and judgements made so far are kept; rerun to resume)") from None
     for task, entry in summary["tasks"].items():
-        typer.echo(f"{entry['code']:>4} {task:<28} {100 * entry['score']:5.1f}  (n={entry['n']})")
+        graded = ""
+        if "judge" in entry:
+            graded = f"  judge {100 * entry['judge']:5.1f} ({entry['judge_failures']} unreadable, scored 0)"
+        typer.echo(f"{entry['code']:>4} {task:<28} {100 * entry['score']:5.1f}  (n={entry['n']}){graded}")
     typer.echo(f"scores: {out / run_name / 'scores.json'}")
+
+
+def _judge_or_exit(endpoint: str | None, model: str | None, key_env: str, concurrency: int) -> tuple | None:
+    """The judge and its chat function from the --judge-* options; None without an endpoint."""
+    if endpoint is None:
+        if model is not None:
+            raise _fail("--judge-model needs --judge-endpoint")
+        return None
+    if model is None:
+        raise _fail("--judge-endpoint needs --judge-model: the model that grades")
+    from training.endpoint import endpoint_chat
+    from training.judge import Judge
+
+    chat = endpoint_chat(endpoint, model, os.environ.get(key_env, "EMPTY"), max_tokens=300, concurrency=concurrency)
+    return Judge(endpoint, model), chat
 
 
 def _default_name(model: str, adapter: Path | None, endpoint: str | None) -> str:
@@ -180,17 +246,91 @@ def _default_name(model: str, adapter: Path | None, endpoint: str | None) -> str
 def matrix_command(
     runs: Annotated[Path, typer.Option(help="Evaluation runs folder (each run's scores.json).")] = Path("runs/eval"),
     out: Annotated[Path, typer.Option(help="Where the matrix files go.")] = Path("runs/matrix"),
+    human: Annotated[
+        bool, typer.Option(help="Add the human row: the data folder's blind second annotations, scored like a model.")
+    ] = True,
 ) -> None:
-    """The model × task matrix from all evaluation runs: CSV, Markdown and heatmap PNG, overall and per language."""
-    from training.matrix import MatrixError, view_file, write_matrix
+    """The model × task matrix from all evaluation runs: CSV, Markdown and heatmap PNG, overall and per language,
+    each cell with its 95% bootstrap interval, and the human-agreement row."""
+    from training.matrix import INTERVALS_FILE, MatrixError, human_result, view_file, write_matrix
+    from validation.agreement import annotation_scores, read_folder_annotations
 
+    catalog = catalog_or_exit()
+    row = None
+    if human:
+        found = read_folder_annotations(catalog, Settings.from_env())
+        if found.problems:
+            raise _fail(f"{len(found.problems)} invalid line(s) in reviews/ or adjudication/: {found.problems[0]}")
+        scored = annotation_scores(found.annotations, found.references, found.adjudications, catalog)
+        row = human_result(scored, catalog)
     try:
-        matrices = write_matrix(catalog_or_exit(), runs, out)
+        matrices = write_matrix(catalog, runs, out, human=row)
     except MatrixError as err:
         raise _fail(str(err)) from None
     typer.echo((out / "matrix.md").read_text(encoding="utf-8").split("\n\n###")[0])
-    files = ", ".join([*(view_file(name) for name in matrices), "matrix.md", "matrix.png"])
-    typer.echo(f"written: {out}/{files} ({len(matrices['all'])} models)")
+    files = ", ".join([*(view_file(name) for name in matrices), INTERVALS_FILE, "matrix.md", "matrix.png"])
+    typer.echo(f"written: {out}/{files} ({len(matrices['all'])} rows)")
+
+
+def compare_command(
+    first: Annotated[str, typer.Argument(help="A run's name (its folder under --runs).")],
+    second: Annotated[str, typer.Argument(help="The run to compare it with.")],
+    runs: Annotated[Path, typer.Option(help="Evaluation runs folder.")] = Path("runs/eval"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Does FIRST beat SECOND? Per task, a paired bootstrap over the test records both runs scored: the mean
+    difference (points), its 95% interval, and the verdict the interval supports."""
+    from training.matrix import MatrixError, compare_runs
+
+    try:
+        rows = compare_runs(catalog_or_exit(), runs, first, second)
+    except MatrixError as err:
+        raise _fail(str(err)) from None
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+    else:
+        print_table(rows, title=f"{first} vs {second}: paired bootstrap, 95% intervals, points")
+
+
+def calibrate_judge_command(
+    judge_endpoint: Annotated[str, typer.Option(help="Base URL of the judge's OpenAI-compatible API.")],
+    judge_model: Annotated[str, typer.Option(help="The judge's model name.")],
+    judge_key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the judge endpoint's API key.")
+    ] = "OPENAI_API_KEY",
+    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """How far to trust the judge: it grades the data folder's blind second annotations of the free-text tasks (an
+    expert's answer) and the same answers moved to another record of the task; a judge worth using accepts the
+    first and tells them apart."""
+    from training.endpoint import EndpointError
+    from training.judge import calibration_items, calibration_table, has_rubric, judge_items
+    from validation.agreement import read_folder_annotations
+
+    catalog = catalog_or_exit()
+    found = read_folder_annotations(catalog, Settings.from_env())
+    if found.problems:
+        raise _fail(f"{len(found.problems)} invalid line(s) in reviews/ or adjudication/: {found.problems[0]}")
+    judged = [spec.id for spec in catalog if has_rubric(spec)]
+    rows = found.annotations.filter(found.annotations["task"].is_in(judged)).join(
+        found.references.select("id", "instruction", "input", found.references["output"].alias("reference")),
+        left_on="record",
+        right_on="id",
+    )
+    if rows.is_empty():
+        raise _fail("no blind annotation of a task with a judge rubric to calibrate on (reviews/, verdict annotate)")
+    who, chat = _judge_or_exit(judge_endpoint, judge_model, judge_key_env, concurrency) or (None, None)
+    try:
+        graded = judge_items(chat, who, catalog.get, calibration_items(rows.to_dicts()))
+    except EndpointError as err:
+        raise _fail(str(err)) from None
+    table = calibration_table(graded)
+    if as_json:
+        typer.echo(json.dumps(table, ensure_ascii=False, indent=2))
+        return
+    shown = [{k: (f"{v:.3f}" if isinstance(v, float) else "" if v is None else v) for k, v in r.items()} for r in table]
+    print_table(shown, title=f"judge {judge_model}: experts' answers (human, accepted) vs moved answers (pairwise)")
 
 
 def merge_command(
@@ -213,4 +353,6 @@ def register(app: typer.Typer) -> None:
     app.command("train")(train_command)
     app.command("eval")(eval_command)
     app.command("matrix")(matrix_command)
+    app.command("compare")(compare_command)
+    app.command("calibrate-judge")(calibrate_judge_command)
     app.command("merge")(merge_command)

@@ -105,5 +105,7 @@ def test_the_endpoint_evaluation_scores_every_record_a_real_server_answers(serve
     assert result.exit_code == 0, result.output
     scores = json.loads((tmp_path / "served" / "scores.json").read_text(encoding="utf-8"))
     predictions = (tmp_path / "served" / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
-    assert scores["kind"] == "endpoint" and scores["records"] == len(predictions) == 10  # 5 per language
+    assert (
+        scores["kind"] == "base" and scores["backend"] == "endpoint" and scores["records"] == len(predictions) == 10
+    )  # 5 per language
     assert scores["tasks"]["fin_intent"]["score"] == 0.0, "a random model names no intent"

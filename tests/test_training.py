@@ -21,7 +21,7 @@ from tests.tiny_model import seed_release, tiny_model_dir
 from training.data import load_split
 from training.execution import plan_execution
 from training.run_config import RunConfig
-from training.sft import build_trainer, load_for_inference, load_model, load_tokenizer, merge_adapter
+from training.sft import build_trainer, load_for_inference, load_model, load_tokenizer, merge_adapter, to_dataset
 
 TASKS = ["fin_intent", "rp_mbti_identify"]
 
@@ -38,14 +38,15 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 "model": str(tiny_model_dir()),
                 "release": str(seed_release()),
                 "tasks": TASKS,
-                "max_length": 256,
-                "max_steps": 6,
+                "max_length": 320,  # some fin_intent records are longer: left out, not cut
+                "epochs": 0.05,  # a fraction of a step at 4 rows a step: the schedule must make it train
+                "min_steps": 6,
                 "learning_rate": 1e-2,
-                "warmup_ratio": 0.0,
+                "warmup_ratio": 0.2,
                 "micro_batch_size": 1,
-                "gradient_accumulation_steps": 1,
+                "gradient_accumulation_steps": 4,
                 "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
-                "logging_steps": 1,
+                "logging_steps": 10,
                 "output_dir": str(root / "runs"),
             }
         ),
@@ -68,6 +69,36 @@ def test_a_few_steps_lower_the_validation_loss(trained: dict[str, Any]) -> None:
     assert run["eval_loss_after"] < run["eval_loss_before"] - 0.1, run
 
 
+def test_a_small_release_still_trains_its_minimum_steps_and_logs_each(trained: dict[str, Any]) -> None:
+    run = trained["run"]
+    schedule = run["schedule"]
+    assert (schedule["steps"], schedule["accumulation"], schedule["sized_by"]) == (6, 1, "min_steps"), schedule
+    assert schedule["warmup_steps"] == 2 and schedule["logging_steps"] == 1
+    losses = [entry for entry in run["log_history"] if "loss" in entry]
+    assert [entry["step"] for entry in losses] == [1, 2, 3, 4, 5, 6]
+    assert all(entry["learning_rate"] > 0 and entry["loss"] > 0 for entry in losses)  # every step had answers
+    too_long = run["too_long"]
+    assert too_long["train"] > 0 and too_long["max_length"] == 320 and "left out:" in trained["output"]
+    assert "schedule: 6 optimizer steps" in trained["output"] and "sized by min_steps" in trained["output"]
+
+
+def test_the_first_optimizer_step_already_has_a_learning_rate(catalog: Catalog, tmp_path: Path) -> None:
+    """The library's linear warmup starts at 0, so a short run's first step changed nothing."""
+    records = load_split(seed_release(), catalog.select(["fin_intent"]), "train").head(8)
+    config = RunConfig(
+        name="lr", model=str(tiny_model_dir()), tasks=["fin_intent"], output_dir=str(tmp_path), warmup_ratio=0.3
+    )
+    plan = plan_execution("cpu", 1, 1)
+    tokenizer = load_tokenizer(config.model)
+    trainer = build_trainer(
+        config, to_dataset(records, tokenizer), None, load_model(config.model, plan), tokenizer, plan
+    )
+    assert trainer.args.warmup_steps > 0
+    trainer.create_optimizer_and_scheduler(num_training_steps=trainer.args.max_steps)
+    first = trainer.lr_scheduler.get_last_lr()[0]  # the rate the first optimizer step uses
+    assert 0 < first < config.learning_rate
+
+
 def test_the_run_reports_its_own_throughput(trained: dict[str, Any]) -> None:
     throughput = trained["run"]["throughput"]
     assert throughput["tokens"] > 0 and throughput["tokens_per_second"] > 0 and 0 < throughput["mfu"] < 1
@@ -79,7 +110,9 @@ def test_labels_cover_the_output_and_end_of_turn_only(catalog: Catalog, tmp_path
     config = RunConfig(name="mask", model=str(tiny_model_dir()), tasks=["med_triage"], output_dir=str(tmp_path))
     plan = plan_execution("cpu", 1, 1)
     tokenizer = load_tokenizer(config.model)
-    trainer = build_trainer(config, records, None, load_model(config.model, plan), tokenizer, plan)
+    trainer = build_trainer(
+        config, to_dataset(records, tokenizer), None, load_model(config.model, plan), tokenizer, plan
+    )
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(trainer.train_dataset))])
     starts = [*(batch["position_ids"][0] == 0).nonzero().flatten().tolist(), batch["input_ids"].shape[1]]
     trained_texts, full_texts = [], []
@@ -130,7 +163,7 @@ def test_evaluation_of_base_and_adapter_gives_the_matrix(trained: dict[str, Any]
     assert result.exit_code == 0, result.output
 
     rows = list(csv.DictReader((out / "matrix.csv").open(encoding="utf-8")))
-    assert [r["kind"] for r in rows] == ["base", "adapter"]  # the base model is the first row
+    assert [r["kind"] for r in rows] == ["base", "adapter", "human"]  # base first, the annotators' agreement last
     assert rows[1]["model"] == "model+tiny"
     codes = [catalog.get(t).code for t in TASKS]
     assert list(rows[0])[2:] == [*sorted(codes, key=lambda c: [s.code for s in catalog].index(c)), "mean"]

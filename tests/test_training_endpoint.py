@@ -44,7 +44,7 @@ def test_an_endpoint_that_answers_the_references_scores_full_marks(test_records:
         result = _eval(server, tmp_path)
     assert result.exit_code == 0, result.output
     scores = json.loads((tmp_path / "hosted" / "scores.json").read_text(encoding="utf-8"))
-    assert scores["kind"] == "endpoint" and scores["records"] == len(rows)
+    assert scores["kind"] == "base" and scores["backend"] == "endpoint" and scores["records"] == len(rows)
     for task in TASKS:
         assert scores["tasks"][task]["score"] == 1.0 and scores["tasks"][task]["en"] == 1.0
     request = server.requests[0]

@@ -108,20 +108,40 @@ def load_general(path: Path) -> pl.DataFrame:
     missing = [c for c in ALPACA_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: missing field(s) {', '.join(missing)} (Alpaca form: instruction, input, output)")
+    lang = pl.col("lang").fill_null("").cast(pl.String) if "lang" in frame.columns else pl.lit("")
     return frame.select(
         pl.format("general-{}", pl.int_range(pl.len())).alias("id"),
         pl.lit(GENERAL_TASK).alias("task"),
-        pl.lit("").alias("lang"),
+        lang.alias("lang"),
         *(pl.col(c).fill_null("").cast(pl.String) for c in ALPACA_COLUMNS),
     )
 
 
-def mix_general(task_records: pl.DataFrame, general: pl.DataFrame, share: float, seed: int) -> pl.DataFrame:
-    """Task records plus a deterministic sample of general records making up `share` of the mix."""
+def _quotas(task_records: pl.DataFrame, general: pl.DataFrame, share: float) -> list[tuple[pl.DataFrame, int]]:
+    """Where the general records come from and how many each source should give. A set whose records all carry a
+    `lang` gives each language its share from its own records; one without languages is sampled as a whole."""
     if not 0 <= share < 1:
         raise DataError(f"general share must be in [0, 1), got {share}")
-    wanted = round(task_records.height * share / (1 - share))
-    if wanted == 0 or general.is_empty():
+
+    def wanted(records: int) -> int:
+        return round(records * share / (1 - share))
+
+    if general.height and (general["lang"] != "").all():
+        counts = task_records.group_by("lang").len().sort("lang").rows()
+        return [(general.filter(pl.col("lang") == lang), wanted(n)) for lang, n in counts]
+    return [(general, wanted(task_records.height))]
+
+
+def general_wanted(task_records: pl.DataFrame, general: pl.DataFrame, share: float) -> int:
+    """How many general records `share` asks for beside `task_records`."""
+    return sum(n for _, n in _quotas(task_records, general, share))
+
+
+def mix_general(task_records: pl.DataFrame, general: pl.DataFrame, share: float, seed: int) -> pl.DataFrame:
+    """Task records plus a deterministic sample of general records making up `share` of the mix (fewer when the set
+    is smaller), each language's share from its own records when the set names languages (`_quotas`)."""
+    quotas = _quotas(task_records, general, share)
+    samples = [pool.sample(n=min(n, pool.height), seed=seed, shuffle=True) for pool, n in quotas if n and pool.height]
+    if not samples:
         return task_records
-    sample = general.sample(n=min(wanted, general.height), seed=seed, shuffle=True)
-    return pl.concat([task_records, sample]).sample(fraction=1.0, seed=seed, shuffle=True)
+    return pl.concat([task_records, *samples]).sample(fraction=1.0, seed=seed, shuffle=True)

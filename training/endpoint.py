@@ -3,7 +3,7 @@ the same prompts as local evaluation, greedy (temperature 0), several requests i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,28 +25,47 @@ def endpoint_predictor(
     max_retries: int = 2,
     timeout_s: float = 120.0,
     stop: Sequence[str] = (),
-):
-    """A function from (instruction, input) pairs to the endpoint's replies, in input order. Each request may take
-    `timeout_s` (the SDK's default is 600 s a try) and is retried at most `max_retries` times; `stop` strings are
-    sent as the request's `stop` (at most four, as the API allows)."""
+) -> Callable[[Sequence[tuple[str, str]]], list[str]]:
+    """A function from (instruction, input) pairs to the endpoint's replies, in input order (see endpoint_chat)."""
+    chat = endpoint_chat(base_url, model, api_key, max_tokens, concurrency, max_retries, timeout_s, stop)
+
+    def predict(pairs: Sequence[tuple[str, str]]) -> list[str]:
+        return chat([user_message(*pair) for pair in pairs])
+
+    return predict
+
+
+def endpoint_chat(
+    base_url: str,
+    model: str,
+    api_key: str,
+    max_tokens: int = 512,
+    concurrency: int = 8,
+    max_retries: int = 2,
+    timeout_s: float = 120.0,
+    stop: Sequence[str] = (),
+) -> Callable[[Sequence[list[dict[str, str]]]], list[str]]:
+    """A function from conversations (chat messages) to the endpoint's greedy replies, in input order, `concurrency`
+    requests in flight. Each request may take `timeout_s` (the SDK's default is 600 s a try) and is retried at most
+    `max_retries` times; `stop` strings are sent as the request's `stop` (at most four, as the API allows)."""
     client = OpenAI(base_url=base_url, api_key=api_key, max_retries=max_retries, timeout=timeout_s)
     extra = {"stop": list(stop)[:4]} if stop else {}
 
-    def ask(pair: tuple[str, str]) -> str:
+    def ask(messages: list[dict[str, str]]) -> str:
         try:
             response = client.chat.completions.create(
-                model=model, messages=user_message(*pair), temperature=0, max_tokens=max_tokens, **extra
+                model=model, messages=messages, temperature=0, max_tokens=max_tokens, **extra
             )
         except OpenAIError as err:
             raise EndpointError(f"{base_url} (model {model}): {err}") from None
         content = response.choices[0].message.content if response.choices else None
         return (content or "").strip()
 
-    def predict(pairs: Sequence[tuple[str, str]]) -> list[str]:
+    def chat(conversations: Sequence[list[dict[str, str]]]) -> list[str]:
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            return list(pool.map(ask, pairs))
+            return list(pool.map(ask, conversations))
 
-    return predict
+    return chat
 
 
 def stop_strings(model: str) -> list[str]:

@@ -13,10 +13,12 @@ import polars as pl
 
 from catalog import Catalog
 from training.fingerprint import answer_key
+from training.judge import Chat, Judge, grade_score, has_rubric, item_messages, judge_items, judgement_key
 from validation.metrics import EXTRA_METRICS, score
 
 Predictor = Callable[[Sequence[tuple[str, str]]], list[str]]
 PREDICTIONS_FILE = "predictions.jsonl"
+JUDGEMENTS_FILE = "judgements.jsonl"
 SCORES_FILE = "scores.json"
 
 
@@ -25,11 +27,12 @@ class EvalRun:
     """Who is evaluated: the row name in the matrix and how the predictions were made."""
 
     name: str
-    kind: str  # "base", "adapter" or "endpoint"
+    kind: str  # "base" (a model as published), "adapter" (ours, LoRA applied locally) or "tuned" (served tuned)
     model: str
     adapter: str | None = None
     # What the answers depend on (training.fingerprint.run_fingerprint): a prediction made under another is redone.
     fingerprint: str = ""
+    backend: str = "local"  # "local" (generate here) or "endpoint" (an OpenAI-compatible API): not what it is
 
     @property
     def is_base(self) -> bool:
@@ -56,8 +59,10 @@ def evaluate(
     run: EvalRun,
     out_dir: Path,
     chunk_size: int = 32,
+    judge: tuple[Judge, Chat] | None = None,
 ) -> dict[str, Any]:
-    """Predict and score `records` (id, task, lang, instruction, input, output); write predictions and scores."""
+    """Predict and score `records` (id, task, lang, instruction, input, output); write predictions and scores. With
+    a `judge`, the predictions of tasks with a rubric are graded too (training.judge), resumably like predictions."""
     out_dir.mkdir(parents=True, exist_ok=True)
     predictions_path = out_dir / PREDICTIONS_FILE
     done = read_predictions(predictions_path)
@@ -89,13 +94,61 @@ def evaluate(
                 done[row["id"]] = scored
             sink.flush()
     wanted = set(records["id"].to_list())
+    if judge is not None:
+        graded = judge_predictions(catalog, records, done, judge, out_dir, chunk_size)
+        for record_id, grade in graded.items():
+            done[record_id] = {**done[record_id], "judge": grade_score(grade), "judge_grade": grade}
     summary = summarize(catalog, [row for key, row in done.items() if key in wanted], run)
     (out_dir / SCORES_FILE).write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
     return summary
 
 
+def judge_predictions(
+    catalog: Catalog,
+    records: pl.DataFrame,
+    done: dict[str, dict[str, Any]],
+    judge: tuple[Judge, Chat],
+    out_dir: Path,
+    chunk_size: int,
+) -> dict[str, int | None]:
+    """The judge's grade (1-5, None: no grade in its reply) of each prediction of a task with a rubric, by record
+    id; judgements already made under
+    the same key (judge, prompt, answer) are read back from judgements.jsonl, the rest asked and appended."""
+    who, chat = judge
+    path = out_dir / JUDGEMENTS_FILE
+    made = {}
+    for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a crash: judged again
+            continue
+        made[row["key"]] = row
+    judged = [t.id for t in catalog if has_rubric(t)]
+    items = [
+        {**r, "reference": r["output"], "answer": done[r["id"]]["prediction"]}
+        for r in records.filter(pl.col("task").is_in(judged)).iter_rows(named=True)
+        if r["id"] in done
+    ]
+    scores: dict[str, int | None] = {}
+    todo = []
+    for item in items:
+        key = judgement_key(who, item_messages(catalog.get(item["task"]), item))
+        if key in made:
+            scores[item["id"]] = made[key]["grade"]
+        else:
+            todo.append(item)
+    with path.open("a", encoding="utf-8") as sink:
+        for start in range(0, len(todo), chunk_size):
+            for row in judge_items(chat, who, catalog.get, todo[start : start + chunk_size]):
+                kept = {k: row[k] for k in ("key", "id", "task", "lang", "grade", "judge", "reply")}
+                sink.write(json.dumps(kept, ensure_ascii=False) + "\n")
+                scores[row["id"]] = row["grade"]
+            sink.flush()
+    return scores
+
+
 def summarize(catalog: Catalog, rows: list[dict[str, Any]], run: EvalRun) -> dict[str, Any]:
-    """Mean score per task, overall and per language, with each task's extra figures."""
+    """Mean score per task, overall and per language, with each task's extra figures and every record's score."""
     tasks: dict[str, Any] = {}
     for spec in catalog:
         mine = [r for r in rows if r["task"] == spec.id]
@@ -108,10 +161,20 @@ def summarize(catalog: Catalog, rows: list[dict[str, Any]], run: EvalRun) -> dic
             entry[f"n_{lang}"] = len(of_lang)
         for name in EXTRA_METRICS.get(spec.id, {}):
             entry[name] = _mean(r[name] for r in mine if name in r)
+        # Each record's score, for the matrix's bootstrap intervals and the paired comparison of two runs.
+        entry["items"] = sorted([r["id"], r["lang"], r["score"]] for r in mine)
+        if judged := [r for r in mine if "judge" in r]:  # beside the metric, never instead of it
+            entry["judge"] = _mean(r["judge"] for r in judged)
+            entry["judge_failures"] = sum(r["judge_grade"] is None for r in judged)  # scored 0, and counted
+            for lang in spec.languages:
+                of_lang = [r["judge"] for r in judged if r["lang"] == lang]
+                entry[f"judge_{lang}"] = _mean(of_lang) if of_lang else None
+            entry["judge_items"] = sorted([r["id"], r["lang"], r["judge"]] for r in judged)
         tasks[spec.id] = entry
     return {
         "name": run.name,
         "kind": run.kind,
+        "backend": run.backend,
         "model": run.model,
         "adapter": run.adapter,
         "records": len(rows),

@@ -10,6 +10,7 @@ flattened micro-batch, so those kernels get one packed row per micro-batch and m
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 
 VARLEN_KERNELS = frozenset({"flash_attention_2", "flash_attention_3"})
@@ -55,3 +56,13 @@ def current_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def launched_processes() -> int:
+    """How many processes the launcher started (torchrun, accelerate, deepspeed all set WORLD_SIZE). Read from the
+    environment because the schedule is planned before the trainer sets up the process group."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0

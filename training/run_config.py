@@ -36,15 +36,21 @@ class RunConfig(BaseModel):
     general_share: float = Field(0.0, ge=0, lt=1)
     max_length: int = Field(2048, gt=0)
     epochs: float = Field(3.0, gt=0)
-    max_steps: int = -1  # > 0 overrides epochs
+    token_budget: int | None = Field(None, gt=0)  # training tokens (non-padding, all ranks); overrides epochs
+    max_steps: int = -1  # > 0 overrides epochs, the token budget and min_steps
+    min_steps: int = Field(30, gt=0)  # a small release still trains: accumulation lowered, then passes added
     learning_rate: float = Field(2e-4, gt=0)
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    # The attention kernel; default FlashAttention 2 on a GPU when installed, else SDPA. Another (flex_attention, a
+    # kernel from the Hub) is checked before training: one that lets packed sequences see each other is refused.
+    attn_implementation: str | None = None
+    liger_kernel: bool = False  # Liger's fused RMSNorm, RoPE, SwiGLU and linear cross-entropy (the gpu extra)
     micro_batch_size: int = Field(4, gt=0)  # sequences (padded) or packed rows per device and step
     gradient_accumulation_steps: int = Field(4, gt=0)
     lora: LoraSettings = LoraSettings()
     seed: int = 42
     output_dir: str = "runs/train"  # the run writes to <output_dir>/<name>
-    logging_steps: int = Field(10, gt=0)
+    logging_steps: int = Field(10, gt=0)  # at most; a short run logs about twenty times
 
     @property
     def run_dir(self) -> Path:

@@ -113,6 +113,8 @@ class Throughput:
     peak_tflops: float
     peak_source: str
     measured_steps: int
+    processes: int = 1  # tokens and FLOPs summed over them, the slowest one's time, peak times their number
+    peak_memory_gb: float | None = None  # GPU memory allocated at most on one device (None on CPU)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,6 +124,8 @@ class Throughput:
             f"{self.tokens_per_second:,.0f} tokens/s (non-padding), {self.model_tflops_per_second:.3g} model TFLOP/s, "
             f"MFU {self.mfu:.2%} of {self.peak_tflops:.3g} TFLOP/s ({self.peak_source}); "
             f"{self.tokens:,} tokens over {self.measured_steps} steps"
+            + (f" on {self.processes} processes" if self.processes > 1 else "")
+            + (f"; peak GPU memory {self.peak_memory_gb:.1f} GB" if self.peak_memory_gb is not None else "")
         )
 
 
@@ -139,6 +143,12 @@ class ThroughputMeter(TrainerCallback):
         self._pending_flops += training_flops(self.shape, lengths)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.device == "cuda":  # this run's peak, not an earlier one's in the same process
+            torch.cuda.reset_peak_memory_stats()
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # Timed from here, not from the last step's end: an evaluation or a log in between is not training time.
+        _synchronize(self.device)
         self._last = time.perf_counter()
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -151,19 +161,34 @@ class ThroughputMeter(TrainerCallback):
             self.steps += 1
         self._pending_tokens, self._pending_flops, self._last = 0, 0.0, now
 
+    def _over_ranks(self) -> tuple[int, float, float, int]:
+        """Tokens and FLOPs summed over the processes, the slowest one's seconds, and how many there are. Every rank
+        must call it (a collective) when a process group is up."""
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return self.tokens, self.flops, self.seconds, 1
+        device = torch.device("cuda", torch.cuda.current_device()) if self.device == "cuda" else torch.device("cpu")
+        totals = torch.tensor([self.tokens, self.flops], dtype=torch.float64, device=device)
+        slowest = torch.tensor([self.seconds], dtype=torch.float64, device=device)
+        torch.distributed.all_reduce(totals)
+        torch.distributed.all_reduce(slowest, op=torch.distributed.ReduceOp.MAX)
+        return int(totals[0].item()), float(totals[1].item()), float(slowest.item()), torch.distributed.get_world_size()
+
     def result(self) -> Throughput | None:
         """None when no step was measured (a run shorter than its warm-up)."""
-        if self.steps == 0 or self.seconds == 0:
+        tokens, flops, seconds, processes = self._over_ranks()
+        if self.steps == 0 or seconds == 0:
             return None
         peak, source = peak_flops(self.device)
-        flops_per_second = self.flops / self.seconds
+        flops_per_second = flops / seconds
         return Throughput(
-            tokens=self.tokens,
-            seconds=self.seconds,
-            tokens_per_second=self.tokens / self.seconds,
+            tokens=tokens,
+            seconds=seconds,
+            tokens_per_second=tokens / seconds,
             model_tflops_per_second=flops_per_second / 1e12,
-            mfu=flops_per_second / peak,
-            peak_tflops=peak / 1e12,
+            mfu=flops_per_second / (peak * processes),
+            peak_tflops=peak * processes / 1e12,
             peak_source=source,
             measured_steps=self.steps,
+            processes=processes,
+            peak_memory_gb=torch.cuda.max_memory_allocated() / 2**30 if self.device == "cuda" else None,
         )

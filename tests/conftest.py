@@ -6,7 +6,9 @@ import json
 import os
 import shutil
 import socket
+import tempfile
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,30 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "datasets"
+# Per task and language, what the pipeline tests build from: about the first release's seeds (see sample_seeds).
+SAMPLE_GOLD, SAMPLE_EXEMPLARS = 6, 14
+
+
+@cache
+def sample_seeds() -> Path:
+    """The repository's seed files cut to the first SAMPLE_GOLD gold and SAMPLE_EXEMPLARS exemplar records per task
+    and language, in file order, once per test process. The pipeline's tests need real, varied records, not all of
+    the benchmark's: building eight thousand seeds in each of them would cost CI minutes and prove nothing more.
+    The real folder itself is what test_seeds, test_leakage and test_benchmark check."""
+    folder = Path(tempfile.mkdtemp(prefix="seed-sample-")) / "seeds"
+    folder.mkdir()
+    for path in sorted((DATA / "seeds").glob("*.jsonl")):
+        taken: dict[tuple[str, str], int] = {}
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            key = (row["lang"], row.get("role", "exemplar"))
+            limit = SAMPLE_GOLD if key[1] == "gold" else SAMPLE_EXEMPLARS
+            if taken.get(key, 0) < limit:
+                taken[key] = taken.get(key, 0) + 1
+                kept.append(line)
+        (folder / path.name).write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +87,7 @@ def edit_task(data_dir: Path) -> Callable[[str, Callable[[dict[str, Any]], None]
 def write_jsonl(path: Path, rows: list[dict[str, Any] | str]) -> Path:
     """Rows as JSONL; a str row is written verbatim (to write broken lines on purpose)."""
     lines = [row if isinstance(row, str) else json.dumps(row, ensure_ascii=False) for row in rows]
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

@@ -16,7 +16,7 @@ from catalog.layout import SPLITS, config_files
 from catalog.records import RECORD_COLUMNS, compact_json, comparison_key
 from catalog.settings import Settings
 from pipeline.build import BuildConfig, BuildResult, build
-from tests.conftest import DATA, seed_records, write_jsonl
+from tests.conftest import DATA, sample_seeds, seed_records, write_jsonl
 from validation.near_dup import NGRAM, signatures
 
 TASK = "fin_news_sentiment"
@@ -31,7 +31,7 @@ def _cn_id(prefix17: str) -> str:
 def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """A scratch data folder: the real tasks and seeds, and an empty synth store."""
     shutil.copytree(DATA / "tasks", tmp_path / "datasets" / "tasks")
-    shutil.copytree(DATA / "seeds", tmp_path / "datasets" / "seeds")
+    shutil.copytree(sample_seeds(), tmp_path / "datasets" / "seeds")
     (tmp_path / "datasets" / "synth").mkdir()
     monkeypatch.chdir(tmp_path)
     return Settings(tmp_path / "datasets")

@@ -26,7 +26,7 @@ from catalog import Catalog
 from catalog.layout import SPLITS, split_path
 from catalog.records import compact_json
 from pipeline.runs import FAULT_STEPS, FAULT_VARIABLE
-from tests.conftest import DATA, REPO
+from tests.conftest import DATA, REPO, sample_seeds
 
 TASK = "fin_news_sentiment"
 
@@ -80,7 +80,7 @@ def _snapshot(release: Path, catalog: Catalog) -> tuple[int, int]:
 def data_dir(tmp_path: Path, catalog: Catalog) -> Path:
     root = tmp_path / "datasets"
     shutil.copytree(DATA / "tasks", root / "tasks")
-    shutil.copytree(DATA / "seeds", root / "seeds")
+    shutil.copytree(sample_seeds(), root / "seeds")
     (root / "synth").mkdir()
     return root
 

@@ -17,7 +17,7 @@ from catalog import Catalog
 from catalog.records import compact_json
 from catalog.settings import Settings
 from pipeline.build import BuildResult, build
-from tests.conftest import DATA
+from tests.conftest import DATA, sample_seeds
 
 TASK = "fin_news_sentiment"
 NEG_EN = {"sentiment": "negative", "reason": "The company cut its outlook and losses widened."}
@@ -111,7 +111,7 @@ def hostile_lines(catalog: Catalog) -> list[tuple[str | dict, str, str]]:
 @pytest.fixture
 def hostile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, catalog: Catalog) -> tuple[BuildResult, list, Settings]:
     shutil.copytree(DATA / "tasks", tmp_path / "datasets" / "tasks")
-    shutil.copytree(DATA / "seeds", tmp_path / "datasets" / "seeds")
+    shutil.copytree(sample_seeds(), tmp_path / "datasets" / "seeds")
     synth_dir = tmp_path / "datasets" / "synth"
     synth_dir.mkdir()
     lines = hostile_lines(catalog)

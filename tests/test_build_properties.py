@@ -24,7 +24,7 @@ from bench.build_data import build_pools, exact_copy, fresh_records, generate_sh
 from catalog import Catalog
 from catalog.records import RECORD_COLUMNS, record_id
 from catalog.settings import Settings
-from tests.conftest import DATA
+from tests.conftest import DATA, sample_seeds
 
 STORE_LINES = 20_000
 PER_FILE = 10_000  # two shards, so some twins sit in another file than their original
@@ -289,7 +289,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, catalog: Catalog) -> Store:
 
     data_dir = tmp_path_factory.mktemp("properties") / "datasets"
     shutil.copytree(DATA / "tasks", data_dir / "tasks")
-    shutil.copytree(DATA / "seeds", data_dir / "seeds")
+    shutil.copytree(sample_seeds(), data_dir / "seeds")
     truth = write_store(catalog, data_dir / "seeds", data_dir / "synth", STORE_LINES, seed=11, per_file=PER_FILE)
     build(catalog, Settings(data_dir))
     return checks.load_build(data_dir), truth, checks.store_groups(data_dir / "synth"), data_dir

@@ -24,7 +24,7 @@ from pipeline.build import build
 from publish.hub_server import RegistryStore, make_server
 from publish.registry import LocalRegistry
 from publish.release import Destination, ReleaseError, pull, release
-from tests.conftest import DATA
+from tests.conftest import DATA, sample_seeds
 from validation.release_data import read_release
 
 HELD_BACK = ("med_triage", 4)  # v0.1.0 is built without the last 4 seed lines of this task; v0.2.0 adds them
@@ -47,7 +47,7 @@ def make_data_dir(root: Path, hold_back: bool) -> Path:
     if root.exists():
         shutil.rmtree(root)
     shutil.copytree(DATA / "tasks", root / "tasks")
-    shutil.copytree(DATA / "seeds", root / "seeds")
+    shutil.copytree(sample_seeds(), root / "seeds")
     if hold_back:
         task, count = HELD_BACK
         path = root / "seeds" / f"{task}.jsonl"

@@ -235,7 +235,9 @@ def test_a_blind_only_server_shows_no_reference_before_the_answer(folder: Settin
         # Every page of the blind queue, in turn: none holds its record's reference until the answer is saved.
         status, _, page = call(base, "GET", f"/blind/{record}")
         assert status == 200
-        assert outputs[record] not in html.unescape(page) and 'href="/record/' not in page and 'href="/report"' not in page
+        assert (
+            outputs[record] not in html.unescape(page) and 'href="/record/' not in page and 'href="/report"' not in page
+        )
         status, headers, _ = call(base, "GET", f"/blind-result/{record}")
         assert status == 303 and headers["location"].startswith(f"/blind/{record}")
         status, _, _ = call(

@@ -19,6 +19,8 @@ from tokenizers import normalizers
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 from transformers.convert_slow_tokenizer import TikTokenConverter
 
+from tests.conftest import sample_seeds
+
 ENDOFTEXT, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 
 # Qwen2-Instruct's ChatML template: a default system turn, then each message between <|im_start|> and <|im_end|>.
@@ -108,5 +110,5 @@ def seed_release() -> Path:
     repository = Path(__file__).resolve().parent.parent / "datasets"
     data = _scratch("seed-release-") / "datasets"
     shutil.copytree(repository / "tasks", data / "tasks")
-    shutil.copytree(repository / "seeds", data / "seeds")
+    shutil.copytree(sample_seeds(), data / "seeds")
     return build(load_catalog(data / "tasks"), Settings(data)).release

@@ -17,6 +17,7 @@ from validation.records import validate_files
 
 MIN_PER_LANGUAGE = 16
 MIN_GOLD_PER_LANGUAGE = 2
+MIN_EXEMPLARS_PER_LANGUAGE = 12  # what the synthesizer draws its few-shot examples from
 
 
 def test_every_seed_is_valid(catalog: Catalog) -> None:
@@ -31,7 +32,9 @@ def test_each_task_has_its_minimum_of_seeds_and_gold(catalog: Catalog, lang: str
         records = [r for r in seed_records(spec.id) if r["lang"] == lang]
         assert len(records) >= MIN_PER_LANGUAGE, (spec.id, lang, len(records))
         gold = sum(r["role"] == "gold" for r in records)
-        assert MIN_GOLD_PER_LANGUAGE <= gold <= len(records) // 2, (spec.id, lang, gold)
+        exemplars = len(records) - gold
+        # The benchmark's own minimums (100 gold, 40 exemplars) are test_benchmark's, for the tasks that reached it.
+        assert gold >= MIN_GOLD_PER_LANGUAGE and exemplars >= MIN_EXEMPLARS_PER_LANGUAGE, (spec.id, lang, gold)
 
 
 def _scored_sets(spec: TaskSpec) -> list[str]:
@@ -59,7 +62,8 @@ def test_closed_set_seeds_cover_their_labels_with_none_dominating(catalog: Catal
             needed = len(labels) if len(labels) <= 5 else math.ceil(0.6 * len(labels))
             assert len(counts) >= needed, (spec.id, set_name, lang, counts)
             share = max(counts.values()) / sum(counts.values())
-            assert share <= (0.5 if len(labels) <= 3 else 0.35), (spec.id, set_name, lang, counts.most_common(3))
+            # A natural spread, not a uniform one (ANNOTATION.md): most complaints are of medium urgency, say.
+            assert share <= (0.75 if len(labels) <= 3 else 0.35), (spec.id, set_name, lang, counts.most_common(3))
             checked += 1
     assert checked >= 10  # the closed-set tasks of TASKS.md: M3, M4, F2, F4, L3, L4, P1, P3, C3, H2, H4, R2
 

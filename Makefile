@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CLI := $(BIN)/anytasktune
 
-.PHONY: datasets build test validate lint seeds-stats clean
+.PHONY: datasets build test validate lint seeds-stats readme-tables clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ validate: $(VENV)/.installed-base
 
 seeds-stats: $(VENV)/.installed-base
 	$(CLI) seeds stats
+
+# The README's seeds and agreement tables, rewritten from what the commands print now.
+readme-tables: $(VENV)/.installed-base
+	$(BIN)/python docs/readme_tables.py
 
 test: $(VENV)/.installed-dev $(VENV)/.installed-browser
 	$(BIN)/ruff check .

@@ -16,6 +16,7 @@ from cards.stats import column_summary, label_counts, length_summary, split_coun
 from catalog import Catalog, TaskSpec
 from catalog.layout import ALL_CONFIG, RECIPE_DIR, RECIPE_FILE, SPLITS
 from catalog.spec import LANG_NAMES, code_order
+from validation.agreement import agreement_notes
 
 if TYPE_CHECKING:
     from cards.render import CardContext
@@ -244,7 +245,7 @@ def human_agreement(catalog: Catalog, report: dict[str, Any] | None) -> str:
         "metric's tolerance was decided by a third reader (kept, fixed or dropped, logged in `adjudication/`); the "
         "last column is the agreement with the references as published.\n\n"
         "| code | task | lang | annotated | agreement | kappa | disagreements | after adjudication |\n"
-        "|---|---|---|---:|---:|---:|---:|---:|\n" + rows
+        "|---|---|---|---:|---:|---:|---:|---:|\n" + rows + "".join(f"\n\n{note}" for note in agreement_notes(table))
     )
 
 

@@ -99,6 +99,10 @@ class MetricSpec(_Strict):
     name: MetricName
     field: str | None = None
     parts: list[MetricSpec] = Field(default_factory=list)
+    # Below this score a blind second annotation disagrees with the reference and needs adjudication; unset, the
+    # metric's default (validation.agreement.TOLERANCE; free-text metrics have none). A free-text task whose answer
+    # the rules pin down (a one-line chief complaint) sets one, so its disagreements are read too.
+    tolerance: float | None = Field(default=None, gt=0, le=1)
 
 
 class TaskSpec(_Strict):
@@ -119,6 +123,8 @@ class TaskSpec(_Strict):
     rules: Lines = Field(default_factory=Lines)
     # The LLM judge's rubric for a free-text task (training.judge): what a good answer does, one criterion a line.
     judge: Lines = Field(default_factory=Lines)
+    # Why the human agreement stays below the benchmark's bar, where it does (ANNOTATION.md): printed with its row.
+    agreement_note: str | None = Field(default=None, min_length=10)
     # Longer inputs or outputs are quarantined as `too_long`: a page of text is ~3,000 characters.
     max_chars: int = Field(default=DEFAULT_MAX_CHARS, ge=200)
     # For a `label` task: the share of each label (English text → weight) the synthesizer steers towards; uniform

@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The human-agreement table from the repository's files: the blind annotations in reviews/ scored against
         the gold seeds, before and after adjudication (adjudication/), with the disagreements still open."""
-        from validation.agreement import human_agreement, read_folder_annotations
+        from validation.agreement import agreement_notes, human_agreement, read_folder_annotations
 
         catalog = catalog_or_exit()
         found = read_folder_annotations(catalog, settings())
@@ -99,6 +99,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(title + ": no agreement to report yet")
             return
         print_table([agreement_row(r) for r in result["table"]], title=title)
+        for note in agreement_notes(result["table"]):
+            typer.echo(note)
         if show_open:
             for item in result["open"]:
                 typer.echo(json.dumps(item, ensure_ascii=False))
@@ -116,7 +118,7 @@ def agreement_row(row: dict[str, Any]) -> dict[str, Any]:
 
     printed = {}
     for key, value in row.items():
-        if key != "kappa_fields":
+        if key not in ("kappa_fields", "note"):  # a note is printed under the table, not as a column
             printed[key] = shown(value)
         if key == "kappa":  # every row has the column, so the table lines up
             printed["kappa_fields"] = shown(row.get("kappa_fields"))

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cards.sections import human_agreement
-from catalog import Catalog
+from catalog import Catalog, load_catalog
 from catalog.records import record_id
 from catalog.settings import DATA_DIR_VARIABLE, Settings
 from cli.main import app
@@ -192,3 +192,66 @@ def test_adjudication_lines_are_checked_and_the_blind_sheet_holds_no_answer(tmp_
     assert [r["record"] for r in rows] == ids
     assert all(set(r) == {"record", "task", "lang", "instruction", "input"} for r in rows)
     assert [r["input"] for r in rows] == [g["input"] for g in gold]
+
+
+def test_a_free_text_task_sets_its_own_tolerance_and_a_row_below_the_bar_says_why(
+    tmp_path: Path, catalog: Catalog
+) -> None:
+    """ROUGE-L has no default tolerance (two good replies share few words); a task whose rules pin its text down
+    sets `metric.tolerance`, and then its far-off annotations need adjudication. A row under 0.6 prints the task's
+    agreement_note under the table, in the command's output and on the card."""
+    import yaml
+
+    data = tmp_path / "data"
+    shutil.copytree(DATA / "tasks", data / "tasks")
+    task_file = data / "tasks" / "med_standardize.yaml"
+    instruction = load_catalog(data / "tasks").get("med_standardize").instructions_for("en")[0]
+    cases = [  # (input, reference, second annotation)
+        ("My knee has been swelling up on and off for about six weeks.", "Recurrent swelling of the knee for 6 weeks",
+         "Recurrent swelling of the knee for 6 weeks"),
+        ("Burning when I pee for three days, and I need to go all the time.", "Dysuria and urinary frequency for 3 days",
+         "Painful urination and frequency for 3 days"),
+        ("I've felt dizzy since yesterday and fainted once this morning.", "Dizziness for 1 day, syncope this morning",
+         "Loss of consciousness"),
+    ]  # fmt: skip
+    seeds = [
+        {"task": "med_standardize", "lang": "en", "role": "gold", "instruction": instruction, "input": i, "output": o}
+        for i, o, _ in cases
+    ]
+    write_jsonl(data / "seeds" / "med_standardize.jsonl", seeds)
+    write_jsonl(
+        data / "reviews" / "annotations.jsonl",
+        [
+            {"record": record_id("med_standardize", "en", i), "task": "med_standardize", "lang": "en",
+             "reviewer": "ines", "time": "2026-12-07T10:00:00Z", "verdict": "annotate", "output": a}
+            for i, _, a in cases
+        ],
+    )  # fmt: skip
+    env = {DATA_DIR_VARIABLE: str(data)}
+
+    def row() -> dict:
+        printed = CliRunner().invoke(app, ["agreement", "--json"], env=env)
+        assert printed.exit_code == 0, printed.output
+        return next(r for r in json.loads(printed.output)["table"] if r["task"] == "med_standardize")
+
+    untolerant = row()
+    assert untolerant["disagreements"] == 0 and "note" not in untolerant  # no tolerance, no note written
+    assert untolerant["agreement"] < 0.6
+
+    spec = yaml.safe_load(task_file.read_text("utf-8"))
+    spec["metric"]["tolerance"] = 0.5
+    spec["agreement_note"] = "two clinicians word a chief complaint differently"
+    task_file.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    strict = row()
+    assert (strict["disagreements"], strict["open"]) == (1, 1)  # only the third is far off
+    assert strict["agreement"] == pytest.approx(untolerant["agreement"])
+    assert strict["note"] == spec["agreement_note"]
+    table = CliRunner().invoke(app, ["agreement"], env=env).output
+    assert f"below 0.6: med_standardize (en): {spec['agreement_note']}" in table
+    card = human_agreement(load_catalog(data / "tasks"), {"agreement": {"table": [strict]}})
+    assert card.rstrip().endswith(f"below 0.6: med_standardize (en): {spec['agreement_note']}")
+
+    spec["metric"]["tolerance"] = 1.5
+    task_file.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    refused = CliRunner().invoke(app, ["validate"], env=env)
+    assert refused.exit_code == 1 and "metric.tolerance" in refused.output

@@ -95,6 +95,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
             return
         title = f"{result['annotations']} annotations, {result['scored']} of them on gold records"
+        if result["earlier_rounds"]:
+            title += f" ({result['earlier_rounds']} of earlier blind rounds, not scored)"
         if not result["table"]:
             typer.echo(title + ": no agreement to report yet")
             return

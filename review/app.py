@@ -27,7 +27,7 @@ from catalog.spec import TaskSpec
 from review.decisions import DecisionLog
 from review.security import Guard, same_origin, same_token
 from review.store import FILTERS, PUBLISHED, ReviewStore
-from validation.agreement import agreement_table, scored_annotations
+from validation.agreement import agreement_table, latest_round, scored_annotations
 from validation.metrics import score
 from validation.outputs import parse_output
 from validation.reviews import ANNOTATE, VERDICTS
@@ -169,7 +169,7 @@ def create_app(
     async def report(request: Request) -> Response:
         store.reload_reviews()  # every reviewer's files as they are now, with any problem they have
         references = store.records.filter(pl.col("status") == PUBLISHED)
-        scored = scored_annotations(store.reviews.annotations, references, store.catalog)
+        scored = scored_annotations(latest_round(store.reviews.annotations), references, store.catalog)
         return review.render(
             request,
             "report.html",

@@ -255,3 +255,70 @@ def test_a_free_text_task_sets_its_own_tolerance_and_a_row_below_the_bar_says_wh
     task_file.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
     refused = CliRunner().invoke(app, ["validate"], env=env)
     assert refused.exit_code == 1 and "metric.tolerance" in refused.output
+
+
+def test_a_later_blind_round_replaces_the_earlier_one_and_meets_todays_references(
+    tmp_path: Path, catalog: Catalog
+) -> None:
+    """A task redefined after a round below the bar is annotated afresh (`round: 2`): only the latest round is scored,
+    an annotation made after an adjudication line meets today's reference (not the line's `before`), and a later
+    round's disagreement needs a line of its own."""
+    data, gold, others = _fixture_folder(tmp_path, catalog)
+    ids = [record_id("fin_intent", "en", r["input"]) for r in gold]
+    # Round 1: ines disagrees on records 0 and 1; record 0's reference is then fixed to her label, 1 kept.
+    first = [_annotation(gold[0], others[0], "ines", 0), _annotation(gold[1], others[1], "ines", 1)]
+    first += [_annotation(r, r["output"], "ines", 2 + i) for i, r in enumerate(gold[2:])]
+    adjudicated = {"task": "fin_intent", "lang": "en", "reason": "looked again", "by": "ada"}
+    write_jsonl(
+        data / "adjudication" / "fin_intent.jsonl",
+        [
+            {**adjudicated, "record": ids[0], "outcome": "fixed", "before": gold[0]["output"],
+             "time": "2026-12-07T11:00:00Z"},
+            {**adjudicated, "record": ids[1], "outcome": "kept", "time": "2026-12-07T11:00:00Z"},
+        ],
+    )  # fmt: skip
+    write_jsonl(data / "seeds" / "fin_intent.jsonl", [{**gold[0], "output": others[0]}, *gold[1:]])
+    # Round 2, after the adjudication: jo agrees with today's reference of record 0 (ines's label) and disagrees on 1.
+    second = [{**_annotation(gold[0], others[0], "jo", 0), "time": "2026-12-07T12:00:00Z", "round": 2}]
+    second.append({**_annotation(gold[1], others[1], "jo", 1), "time": "2026-12-07T12:01:00Z", "round": 2})
+    second += [
+        {**_annotation(r, r["output"], "jo", 2 + i), "time": f"2026-12-07T12:1{i}:00Z", "round": 2}
+        for i, r in enumerate(gold[2:])
+    ]
+    write_jsonl(data / "reviews" / "annotations.jsonl", first + second)
+    env = {DATA_DIR_VARIABLE: str(data)}
+    assert CliRunner().invoke(app, ["validate"], env=env).exit_code == 0
+
+    result = json.loads(CliRunner().invoke(app, ["agreement", "--json"], env=env).output)
+    row = next(r for r in result["table"] if r["task"] == "fin_intent")
+    assert (result["annotations"], result["earlier_rounds"], result["scored"]) == (10, 5, 5)
+    assert row["round"] == 2 and row["annotations"] == 5
+    assert row["agreement"] == pytest.approx(4 / 5)  # record 0 is scored against today's reference, not `before`
+    assert (row["disagreements"], row["kept"], row["fixed"], row["open"]) == (1, 0, 0, 1)
+    assert [(o["record"], o["reviewer"]) for o in result["open"]] == [(ids[1], "jo")]  # round 1's line answers ines
+    printed = CliRunner().invoke(app, ["agreement"], env=env).output
+    assert "10 annotations, 5 of them on gold records (5 of earlier blind rounds, not scored)" in printed
+
+    # Without round 2, the same folder reports round 1 as before: 3 of 5, both disagreements answered.
+    write_jsonl(data / "reviews" / "annotations.jsonl", first)
+    again = json.loads(CliRunner().invoke(app, ["agreement", "--json"], env=env).output)["table"][0]
+    assert (again["round"], again["agreement"], again["disagreements"], again["open"]) == (1, 3 / 5, 2, 0)
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ({"round": 0}, "must be a whole number from 1"),
+        ({"round": "2"}, "must be a whole number from 1"),
+        ({"round": True}, "must be a whole number from 1"),
+        ({"round": 2, "verdict": "accept"}, "only an annotation belongs to a blind round"),
+    ],
+)
+def test_a_bad_round_is_named(extra: dict, reason: str, catalog: Catalog) -> None:
+    from validation.reviews import parse_decision
+
+    line = {"record": "r", "task": "fin_intent", "lang": "en", "reviewer": "jo", "time": "2026-12-07T12:00:00Z",
+            "verdict": "annotate", "output": "Balance inquiry", **extra}  # fmt: skip
+    decision, problems = parse_decision(json.dumps(line), catalog, "reviews/jo.jsonl", 3)
+    assert decision is None and [(p.field, p.line) for p in problems] == [("round", 3)]
+    assert reason in problems[0].reason

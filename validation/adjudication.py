@@ -42,6 +42,7 @@ ADJUDICATION_SCHEMA = {
     "time": pl.String,
     "before": pl.String,
     "replaced_by": pl.String,
+    "at": pl.Datetime("us", "UTC"),  # `time` read: an annotation made before it was scored against `before`
     "file": pl.String,
     "line": pl.Int64,
 }
@@ -72,7 +73,7 @@ def read_adjudications(folder: Path, catalog: Catalog) -> Adjudications:
                 found.append(entry)
     latest = {e["record"]: e for e in sorted(found, key=lambda e: (e["_when"], e["file"], e["line"]))}
     if latest:
-        rows = [{k: e.get(k) for k in ADJUDICATION_SCHEMA} for e in latest.values()]
+        rows = [{**{k: e.get(k) for k in ADJUDICATION_SCHEMA}, "at": e["_when"]} for e in latest.values()]
         result.outcomes = pl.DataFrame(rows, schema=ADJUDICATION_SCHEMA)
     return result
 

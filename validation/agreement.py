@@ -82,11 +82,21 @@ def gold_references(catalog: Catalog, seeds_dir: Path, decisions: pl.DataFrame) 
     )
 
 
+def latest_round(annotations: pl.DataFrame) -> pl.DataFrame:
+    """The annotations of each task and language's latest blind round: a task redefined after a round (new rules)
+    is measured by the round under its current definition; earlier rounds stay in the files and in git."""
+    return annotations.filter(pl.col("round") == pl.col("round").max().over("task", "lang"))
+
+
 def scored_annotations(annotations: pl.DataFrame, references: pl.DataFrame, catalog: Catalog) -> pl.DataFrame:
     """Every annotation whose record has a reference (`references`: id, task, lang, output), with its `score`."""
     joined = annotations.join(
         references.select(pl.col("id").alias("record"), pl.col("output").alias("reference")), on="record"
     )
+    return _with_scores(joined, catalog)
+
+
+def _with_scores(joined: pl.DataFrame, catalog: Catalog) -> pl.DataFrame:
     scores = [
         score(catalog.get(row["task"]), row["output"], row["reference"]) if row["task"] in catalog else None
         for row in joined.select("task", "output", "reference").iter_rows(named=True)
@@ -112,21 +122,29 @@ def _beyond(metric: MetricSpec, predicted: Any, reference: Any) -> bool:
 def annotation_scores(
     annotations: pl.DataFrame, references: pl.DataFrame, adjudications: Adjudications, catalog: Catalog
 ) -> pl.DataFrame:
-    """Each annotation scored against the reference it was made against (the log's `before` for an adjudicated
-    record, dropped records included), with whether it `disagrees` and the adjudication `outcome` (null: none)."""
-    log = adjudications.outcomes
-    before = log.filter(pl.col("before").is_not_null()).select(
-        pl.col("record").alias("id"), pl.col("before").alias("output")
+    """The latest round's annotations, each scored against the reference it was made against, with whether it
+    `disagrees` and the adjudication `outcome` that answered it (null: none). An annotation made before the log's
+    line in force on its record met the line's `before` (dropped records included) and is answered by it; one made
+    after it (a later round) meets today's reference and needs a line of its own if it disagrees."""
+    log = adjudications.outcomes.select("record", "outcome", "before", pl.col("at").alias("adjudicated_at"))
+    current = references.select(pl.col("id").alias("record"), pl.col("output").alias("current"))
+    answered = pl.col("adjudicated_at").is_not_null() & (pl.col("at") < pl.col("adjudicated_at"))
+    joined = (
+        latest_round(annotations)
+        .join(current, on="record", how="left")
+        .join(log, on="record", how="left")
+        .with_columns(
+            pl.when(answered & pl.col("before").is_not_null()).then("before").otherwise("current").alias("reference"),
+            pl.when(answered).then("outcome").alias("outcome"),
+        )
+        .filter(pl.col("reference").is_not_null())
     )
-    as_annotated = pl.concat([before, references.select("id", "output").join(before, on="id", how="anti")])
-    raw = scored_annotations(annotations, as_annotated, catalog)
+    raw = _with_scores(joined.drop("current", "before", "adjudicated_at", "outcome"), catalog)
     flags = [
         disagrees(catalog.get(t), o, r) if t in catalog else False
         for t, o, r in raw.select("task", "output", "reference").iter_rows()
     ]
-    return raw.with_columns(pl.Series("disagrees", flags, dtype=pl.Boolean)).join(
-        log.select("record", "outcome"), on="record", how="left"
-    )
+    return raw.with_columns(pl.Series("disagrees", flags, dtype=pl.Boolean), joined["outcome"].alias("outcome"))
 
 
 def human_agreement(
@@ -135,15 +153,16 @@ def human_agreement(
     """The agreement table before and after adjudication, and the disagreements the log has no line for.
 
     `references` (id, output) are today's; the log's `before` restores the reference an adjudicated record had when
-    it was annotated; a record whose input was rewritten (`replaced_by`) counts before adjudication only.
+    it was annotated; a record whose input was rewritten (`replaced_by`) counts before adjudication only. Only each
+    task and language's latest blind round is scored (`earlier_rounds`: how many annotations that leaves out).
     """
     if annotations.is_empty():
-        return {"annotations": 0, "scored": 0, "table": [], "open": []}
+        return {"annotations": 0, "earlier_rounds": 0, "scored": 0, "table": [], "open": []}
     raw = annotation_scores(annotations, references, adjudications, catalog)
     log = adjudications.outcomes
     # An annotation of a record whose input was rewritten answered another text: it is not scored against the new one.
     rewritten = log.filter(pl.col("replaced_by").is_not_null()).select("record")
-    now = scored_annotations(annotations.join(rewritten, on="record", how="anti"), references, catalog)
+    now = scored_annotations(latest_round(annotations).join(rewritten, on="record", how="anti"), references, catalog)
     after = {row["task"] + "/" + row["lang"]: row["agreement"] for row in agreement_table(now, catalog)}
     table = []
     for row in agreement_table(raw, catalog):
@@ -162,6 +181,7 @@ def human_agreement(
     unresolved = raw.filter(pl.col("disagrees") & pl.col("outcome").is_null())
     return {
         "annotations": annotations.height,
+        "earlier_rounds": annotations.height - latest_round(annotations).height,
         "scored": raw.height,
         "table": table,
         "open": unresolved.select("record", "task", "lang", "reviewer", "output", "reference", "score").to_dicts(),
@@ -185,6 +205,7 @@ def agreement_table(scored: pl.DataFrame, catalog: Catalog) -> list[dict[str, An
             row = {
                 "task": spec.id,
                 "lang": lang,
+                "round": int(cell["round"].max()),
                 "annotations": cell.height,
                 "agreement": float(cell["score"].mean()),
                 "kappa": sum(known) / len(known) if known else None,

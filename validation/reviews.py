@@ -7,7 +7,8 @@ rewritten; a later decision on the same record supersedes an earlier one (by tim
 
 `annotate` is not a decision but a blind second annotation (ANNOTATION.md): the `output` a reviewer wrote seeing
 only the instruction and the input. The build never applies one; the agreement table scores them against the
-reference. A reviewer's later annotation of the same record replaces their earlier one.
+reference. A reviewer's later annotation of the same record replaces their earlier one in the same blind `round`
+(default 1; validation.agreement scores each task's latest round only).
 """
 
 from __future__ import annotations
@@ -32,12 +33,15 @@ ANNOTATION_SCHEMA = {
     "lang": pl.String,
     "reviewer": pl.String,
     "time": pl.String,
+    "at": pl.Datetime("us", "UTC"),  # `time` read
+    "round": pl.Int64,  # the blind round: a task redefined after a round below the bar is annotated afresh
     "output": pl.String,
     "file": pl.String,
     "line": pl.Int64,
 }
 REQUIRED = ("record", "task", "lang", "reviewer", "time", "verdict")
-OPTIONAL = ("reason", "output", "note")
+OPTIONAL = ("reason", "output", "note", "round")
+FIRST_ROUND = 1
 DECISION_SCHEMA = {
     "record": pl.String,
     "verdict": pl.String,
@@ -74,12 +78,12 @@ def read_reviews(folder: Path, catalog: Catalog) -> Reviews:
             if decision is not None:
                 found.append(decision)
     ordered = sorted(found, key=lambda d: (d["_when"], d["file"], d["line"]))
-    # The last one in time order wins: per record for decisions, per record and reviewer for annotations.
+    # The last one in time order wins: per record for decisions, per record, reviewer and round for annotations.
     latest = {d["record"]: d for d in ordered if d["verdict"] != ANNOTATE}
     if latest:
         rows = [{k: d.get(k) for k in DECISION_SCHEMA} for d in latest.values()]
         reviews.decisions = pl.DataFrame(rows, schema=DECISION_SCHEMA)
-    annotated = {(d["record"], d["reviewer"]): d for d in ordered if d["verdict"] == ANNOTATE}
+    annotated = {(d["record"], d["reviewer"], d["round"]): d for d in ordered if d["verdict"] == ANNOTATE}
     if annotated:
         rows = [{k: d.get(k) for k in ANNOTATION_SCHEMA} for d in annotated.values()]
         reviews.annotations = pl.DataFrame(rows, schema=ANNOTATION_SCHEMA)
@@ -107,8 +111,13 @@ def parse_decision(line: str, catalog: Catalog, name: str, number: int) -> tuple
     problems += [
         problem(k, f"must be a string, not {type(v).__name__}", record)
         for k, v in raw.items()
-        if k in REQUIRED + OPTIONAL and not isinstance(v, str)
+        if k in REQUIRED + OPTIONAL and k != "round" and not isinstance(v, str)
     ]
+    blind_round = raw.get("round", FIRST_ROUND)
+    if type(blind_round) is not int or blind_round < FIRST_ROUND:
+        problems.append(problem("round", f"must be a whole number from {FIRST_ROUND}, not {blind_round!r}", record))
+    elif "round" in raw and raw.get("verdict") != ANNOTATE:
+        problems.append(problem("round", "only an annotation belongs to a blind round", record))
     if problems:
         return None, problems
     verdict, task, lang = raw["verdict"], raw["task"], raw["lang"]
@@ -146,6 +155,8 @@ def parse_decision(line: str, catalog: Catalog, name: str, number: int) -> tuple
         "reviewer": raw["reviewer"],
         "time": raw["time"],
         "output": raw.get("output") if verdict in ("fix", ANNOTATE) else None,
+        "round": blind_round,
+        "at": when,
         "review": json.dumps(review, ensure_ascii=False, separators=(",", ":")),
         "detail": f"rejected by {raw['reviewer']} at {raw['time']}: {raw.get('reason', '')}",
         "file": name,

@@ -25,6 +25,7 @@ BENCHMARK_TASKS = (
     "hr_jd_match",
     "hr_resume_parse",
     "law_charge_prediction",
+    "law_keywords",
     "law_sentence_prediction",
     "med_followup",
     "med_key_info",

@@ -29,6 +29,7 @@ BENCHMARK_TASKS = (
     "law_sentence_prediction",
     "med_followup",
     "med_key_info",
+    "med_standardize",
     "med_triage",
     "psy_cognitive_distortion",
     "psy_state_assessment",

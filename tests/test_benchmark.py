@@ -19,6 +19,7 @@ BENCHMARK_TASKS = (
     "con_complaint_routing",
     "con_review_emotion_words",
     "fin_entities",
+    "fin_question_structuring",
     "fin_intent",
     "fin_news_sentiment",
     "hr_exit_reasons",

@@ -205,6 +205,10 @@ def test_a_free_text_task_sets_its_own_tolerance_and_a_row_below_the_bar_says_wh
     data = tmp_path / "data"
     shutil.copytree(DATA / "tasks", data / "tasks")
     task_file = data / "tasks" / "med_standardize.yaml"
+    spec = yaml.safe_load(task_file.read_text("utf-8"))
+    spec["metric"].pop("tolerance", None)  # start from ROUGE-L's default: no tolerance
+    spec.pop("agreement_note", None)
+    task_file.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
     instruction = load_catalog(data / "tasks").get("med_standardize").instructions_for("en")[0]
     cases = [  # (input, reference, second annotation)
         ("My knee has been swelling up on and off for about six weeks.", "Recurrent swelling of the knee for 6 weeks",
@@ -238,7 +242,6 @@ def test_a_free_text_task_sets_its_own_tolerance_and_a_row_below_the_bar_says_wh
     assert untolerant["disagreements"] == 0 and "note" not in untolerant  # no tolerance, no note written
     assert untolerant["agreement"] < 0.6
 
-    spec = yaml.safe_load(task_file.read_text("utf-8"))
     spec["metric"]["tolerance"] = 0.5
     spec["agreement_note"] = "two clinicians word a chief complaint differently"
     task_file.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")

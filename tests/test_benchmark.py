@@ -25,6 +25,7 @@ BENCHMARK_TASKS = (
     "hr_exit_reasons",
     "hr_jd_match",
     "hr_resume_parse",
+    "law_case_decomposition",
     "law_charge_prediction",
     "law_keywords",
     "law_sentence_prediction",

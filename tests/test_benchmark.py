@@ -36,6 +36,7 @@ BENCHMARK_TASKS = (
     "psy_cognitive_distortion",
     "psy_state_assessment",
     "rp_mbti_identify",
+    "rp_mbti_reply",
 )
 
 

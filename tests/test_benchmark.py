@@ -23,6 +23,7 @@ BENCHMARK_TASKS = (
     "fin_intent",
     "fin_news_sentiment",
     "hr_exit_reasons",
+    "hr_interview_questions",
     "hr_jd_match",
     "hr_resume_parse",
     "law_case_decomposition",

@@ -17,7 +17,6 @@ The latest line per record (by time, then file and line) is the outcome in force
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,8 @@ from typing import Any
 import polars as pl
 
 from catalog import Catalog
-from catalog.errors import Problem, display_path
+from catalog.errors import Problem
+from validation.line_files import parse_time, read_line_files
 
 OUTCOMES: tuple[str, ...] = ("kept", "fixed", "dropped")
 NEEDS_BEFORE = ("fixed", "dropped")
@@ -58,20 +58,9 @@ class Adjudications:
 
 def read_adjudications(folder: Path, catalog: Catalog) -> Adjudications:
     """Every valid line under `folder`, the latest per record, and a problem for each line that is not one."""
-    found: list[dict[str, Any]] = []
-    result = Adjudications(pl.DataFrame(schema=ADJUDICATION_SCHEMA))
-    for path in sorted(folder.rglob("*.jsonl")) if folder.is_dir() else []:
-        result.files += 1
-        name = display_path(path)
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            result.lines += 1
-            entry, problems = parse_adjudication(line, catalog, name, number)
-            result.problems.extend(problems)
-            if entry is not None:
-                found.append(entry)
-    latest = {e["record"]: e for e in sorted(found, key=lambda e: (e["_when"], e["file"], e["line"]))}
+    read = read_line_files(folder, lambda line, name, number: parse_adjudication(line, catalog, name, number))
+    result = Adjudications(pl.DataFrame(schema=ADJUDICATION_SCHEMA), read.problems, read.files, read.lines)
+    latest = {e["record"]: e for e in read.entries}
     if latest:
         rows = [{**{k: e.get(k) for k in ADJUDICATION_SCHEMA}, "at": e["_when"]} for e in latest.values()]
         result.outcomes = pl.DataFrame(rows, schema=ADJUDICATION_SCHEMA)
@@ -112,10 +101,8 @@ def parse_adjudication(
         problems.append(problem("task", f"unknown task {raw['task']!r}", record))
     elif raw["lang"] not in catalog.get(raw["task"]).languages:
         problems.append(problem("lang", f"task {raw['task']} has no language {raw['lang']!r}", record))
-    try:
-        when = dt.datetime.fromisoformat(raw["time"].replace("Z", "+00:00"))
-    except ValueError:
+    if (when := parse_time(raw["time"])) is None:
         problems.append(problem("time", f"{raw['time']!r} is not an ISO 8601 time", record))
     if problems:
         return None, problems
-    return {**raw, "_when": when if when.tzinfo else when.replace(tzinfo=dt.UTC), "file": name, "line": number}, []
+    return {**raw, "_when": when, "file": name, "line": number}, []

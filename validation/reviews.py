@@ -13,7 +13,6 @@ reference. A reviewer's later annotation of the same record replaces their earli
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,8 @@ from typing import Any
 import polars as pl
 
 from catalog import Catalog
-from catalog.errors import Problem, display_path
+from catalog.errors import Problem
+from validation.line_files import parse_time, read_line_files
 from validation.outputs import check_output
 
 VERDICTS: tuple[str, ...] = ("accept", "reject", "fix")  # the decisions the build applies
@@ -64,20 +64,9 @@ class Reviews:
 
 def read_reviews(folder: Path, catalog: Catalog) -> Reviews:
     """Every valid decision under `folder`, the latest per record, and a problem for each line that is not one."""
-    found: list[dict[str, Any]] = []
-    reviews = Reviews(pl.DataFrame(schema=DECISION_SCHEMA))
-    for path in sorted(folder.rglob("*.jsonl")) if folder.is_dir() else []:
-        reviews.files += 1
-        name = display_path(path)
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            reviews.lines += 1
-            decision, problems = parse_decision(line, catalog, name, number)
-            reviews.problems.extend(problems)
-            if decision is not None:
-                found.append(decision)
-    ordered = sorted(found, key=lambda d: (d["_when"], d["file"], d["line"]))
+    read = read_line_files(folder, lambda line, name, number: parse_decision(line, catalog, name, number))
+    reviews = Reviews(pl.DataFrame(schema=DECISION_SCHEMA), problems=read.problems, files=read.files, lines=read.lines)
+    ordered = read.entries
     # The last one in time order wins: per record for decisions, per record, reviewer and round for annotations.
     latest = {d["record"]: d for d in ordered if d["verdict"] != ANNOTATE}
     if latest:
@@ -123,12 +112,8 @@ def parse_decision(line: str, catalog: Catalog, name: str, number: int) -> tuple
     verdict, task, lang = raw["verdict"], raw["task"], raw["lang"]
     if verdict not in (*VERDICTS, ANNOTATE):
         problems.append(problem("verdict", f"{verdict!r} is not one of {', '.join((*VERDICTS, ANNOTATE))}", record))
-    try:
-        when = dt.datetime.fromisoformat(raw["time"].replace("Z", "+00:00"))
-        when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-    except ValueError:
+    if (when := parse_time(raw["time"])) is None:
         problems.append(problem("time", f"{raw['time']!r} is not an ISO 8601 time", record))
-        when = None
     if task not in catalog:
         problems.append(problem("task", f"unknown task {task!r}", record))
     elif lang not in catalog.get(task).languages:

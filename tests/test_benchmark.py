@@ -17,6 +17,7 @@ MIN_GOLD, MIN_EXEMPLARS = 100, 40
 BENCHMARK_TASKS = (
     "con_aspect_scoring",
     "con_complaint_routing",
+    "con_reply_draft",
     "con_review_emotion_words",
     "fin_entities",
     "fin_question_structuring",

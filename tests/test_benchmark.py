@@ -37,6 +37,7 @@ BENCHMARK_TASKS = (
     "med_triage",
     "psy_cognitive_distortion",
     "psy_state_assessment",
+    "psy_support_reply",
     "rp_mbti_identify",
     "rp_mbti_reply",
 )

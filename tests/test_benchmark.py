@@ -57,14 +57,13 @@ def test_a_benchmark_task_is_complete(task: str, catalog: Catalog, folder) -> No
     spec = catalog.get(task)
     refs = folder.references.filter(folder.references["task"] == task)
     seeds = [r for r in _seed_rows(task)]
-    rewritten = set(folder.adjudications.outcomes["replaced_by"].drop_nulls().to_list())
     annotated = set(folder.annotations["record"].to_list())
     for lang in spec.languages:
         gold = refs.filter(refs["lang"] == lang)
         assert gold.height >= MIN_GOLD, (task, lang, gold.height)
         exemplars = sum(r["role"] == "exemplar" and r["lang"] == lang for r in seeds)
         assert exemplars >= MIN_EXEMPLARS, (task, lang, exemplars)
-        missing = set(gold["id"].to_list()) - annotated - rewritten
+        missing = set(gold["id"].to_list()) - annotated  # a replacement record too is annotated blind
         assert not missing, (task, lang, sorted(missing)[:5])
     result = human_agreement(
         folder.annotations.filter(folder.annotations["task"] == task), folder.references, folder.adjudications, catalog

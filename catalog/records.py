@@ -32,13 +32,13 @@ ID_LENGTH = 16
 
 ZERO_WIDTH = "[\u200b\u200c\u200d\u2060\ufeff]"  # zero-width spaces and joiners, and the BOM
 _ZERO_WIDTH = re.compile(ZERO_WIDTH)
-_SPACES = re.compile(r"\s+")
 
 
 def comparison_key(text: str) -> str:
     """A form of `text` for comparing, never for storing: NFKC, no zero-width characters, lower case, single spaces."""
-    text = unicodedata.normalize("NFKC", _ZERO_WIDTH.sub("", text))
-    return _SPACES.sub(" ", text).strip().lower()
+    if not text.isascii():  # ASCII has no zero-width character and is its own NFKC form
+        text = unicodedata.normalize("NFKC", _ZERO_WIDTH.sub("", text))
+    return " ".join(text.split()).lower()  # split() and re's \s agree on what whitespace is (str.isspace)
 
 
 def record_id(task: str, lang: str, input_text: str) -> str:
@@ -47,9 +47,12 @@ def record_id(task: str, lang: str, input_text: str) -> str:
     return digest[:ID_LENGTH]
 
 
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once: json.dumps builds one a call
+
+
 def compact_json(value: Any) -> str:
     """How structured outputs are stored: compact, UTF-8, not ASCII-escaped, keys in their given order."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _COMPACT.encode(value)
 
 
 def output_string(spec: TaskSpec, value: Any) -> str:

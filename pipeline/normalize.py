@@ -25,6 +25,31 @@ _ANSI = r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
 
 
+# What some step of `normalized_text` changes: a text with none of these is its own stored form, and most texts have
+# none, so `stored_form` runs the steps (eight passes over the text) only on the texts this one pass finds.
+_NEEDS_NORMALIZING = (
+    "[" + _CONTROL[1:-1] + ZERO_WIDTH[1:-1] + "\r\t\u00a0" + "".join(_FULL_WIDTH) + "]|  | \n|\n |\n\n\n|^\\s|\\s$"
+)
+
+
+def stored_form(values: pl.Series, structured: pl.Series | None = None) -> pl.Series:
+    """`values` as stored: `normalized_text`, or `without_controls` where `structured` is true (a JSON output), each
+    run only on the texts whose screen finds something it would change; the rest are kept as they are."""
+    flags = structured if structured is not None else pl.Series([False] * len(values))
+    frame = pl.DataFrame({"text": values, "structured": flags})
+    text, json = pl.col("text"), pl.col("structured")
+    screened = frame.with_columns(
+        prose=~json & text.str.contains(_NEEDS_NORMALIZING), controls=json & text.str.contains(_CONTROL)
+    )
+    result = values.clone()
+    for flag, step in (("prose", normalized_text("text")), ("controls", without_controls("text"))):
+        rows = screened.filter(flag)
+        if rows.height:
+            changed = rows.select(step).to_series()
+            result = result.scatter(screened.select(pl.arg_where(flag)).to_series(), changed)
+    return result
+
+
 def without_controls(column: str) -> pl.Expr:
     """`column` with escape sequences, control and bidi-override characters removed (the hygiene above)."""
     return pl.col(column).str.replace_all(_ANSI, "").str.replace_all(_CONTROL, "")

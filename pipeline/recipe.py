@@ -32,8 +32,14 @@ def tool_version() -> str:
         return "unknown"
 
 
-def write_recipe(release: Path, settings: Settings, config: Any, inputs: list[Path]) -> Path:
-    """Write `recipe/` into the release folder (after its Parquet files)."""
+def describe_inputs(inputs: list[Path], data_dir: Path) -> list[dict[str, Any]]:
+    """Path, bytes, lines and SHA-256 of each input file. hashlib lets go of the GIL, so the build runs this in a
+    thread beside its own single-threaded steps (~3 s for 2.6 GB)."""
+    return [_described(path, data_dir, lines=True) for path in inputs]
+
+
+def write_recipe(release: Path, settings: Settings, config: Any, inputs: list[dict[str, Any]]) -> Path:
+    """Write `recipe/` into the release folder (after its Parquet files); `inputs` as `describe_inputs` gives them."""
     folder = release / RECIPE_DIR
     (folder / "tasks").mkdir(parents=True)
     for path in sorted(settings.tasks_dir.glob("*.yaml")):
@@ -44,7 +50,7 @@ def write_recipe(release: Path, settings: Settings, config: Any, inputs: list[Pa
     recipe = {
         "tool": {"name": TOOL, "version": tool_version()},
         "build": asdict(config),
-        "inputs": [_described(path, settings.data_dir, lines=True) for path in inputs],
+        "inputs": inputs,
         "outputs": [
             {**_described(path, release), "rows": pl.scan_parquet(path).select(pl.len()).collect().item()}
             for path in outputs

@@ -238,9 +238,10 @@ def language_problems(frame: pl.DataFrame, column: str, lang_column: str = "lang
             verdicts[index] = LINGUA_PENDING
     elif ask:
         texts = open_rows["text"].gather(ask).to_list()
-        values = _detector().compute_language_confidence_values_in_parallel(texts)
-        for index, confidences, count in zip(ask, values, words, strict=True):
-            verdicts[index] = _lingua_reason(confidences, count)
+        distinct = list(dict.fromkeys(texts))  # a text that recurs (a templated list of keywords) is asked once
+        values = dict(zip(distinct, _detector().compute_language_confidence_values_in_parallel(distinct), strict=True))
+        for index, text, count in zip(ask, texts, words, strict=True):
+            verdicts[index] = _lingua_reason(values[text], count)
     return reasons.scatter(open_rows["row"], pl.Series(verdicts, dtype=pl.String))
 
 

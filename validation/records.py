@@ -136,7 +136,7 @@ def _complete(
     ]
     # JSON may spell a lone surrogate, which no UTF-8 text (or Parquet) can hold. Only an escape can (UTF-8 text
     # cannot carry one), so lines without a surrogate escape skip the per-field check.
-    for key, value in raw.items() if _SURROGATE_ESCAPE.search(line) else ():
+    for key, value in raw.items() if "\\u" in line and _SURROGATE_ESCAPE.search(line) else ():
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         if (at := _unpaired_surrogate(text)) is not None:
             problems.append(problem(key, f"a lone surrogate \\u{ord(text[at]):04x} at character {at}: not valid text"))
